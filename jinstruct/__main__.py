@@ -1,0 +1,3 @@
+from jinstruct.cli import main
+
+raise SystemExit(main())
