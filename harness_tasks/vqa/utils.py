@@ -1,0 +1,24 @@
+"""Entry points for the vqa_ppl YAMLs (`!function utils.x`); the logic lives in jinstruct.harness_tasks.vqa."""
+
+from jinstruct.harness_tasks.vqa.metrics import (  # noqa: F401
+    bits_per_byte,
+    counting,
+    data,
+    n_over_length,
+    n_paper_inexact,
+    n_skipped,
+    n_truncated,
+    ppl_char,
+    ppl_paper,
+    ppl_token,
+    ppl_word,
+)
+from jinstruct.harness_tasks.vqa.task import build_dataset, doc_to_choice, doc_to_text, process_results  # noqa: F401
+
+
+def dataset_ja(**metadata):
+    return build_dataset("ja", **metadata)
+
+
+def dataset_en(**metadata):
+    return build_dataset("en", **metadata)
