@@ -1,0 +1,249 @@
+"""What a leaderboard run is made of: the models (a small YAML file) and the suite (columns as data)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_MODEL_FIELDS = {
+    "name", "base_model", "adapter", "prompt_version", "vqa_language", "dtype", "batch_size",
+    "backend", "model_args", "base", "train_seq_len", "label",
+}
+
+
+class ConfigError(ValueError):
+    """A models file or suite that cannot be used; the message names the file, the entry and the fix."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the leaderboard: a base model and, for a tuned model, its LoRA adapter."""
+
+    name: str
+    base_model: str
+    adapter: str | None = None
+    prompt_version: str = "0.3"
+    vqa_language: str = "ja"
+    dtype: str = "float32"
+    batch_size: int | str = 1
+    backend: str = "auto"  # auto: hf-fast when registered and working, else stock hf
+    model_args: dict[str, Any] = field(default_factory=dict)  # extra lm-eval model args
+    base: str | None = None  # name of the entry this one is compared with in the verdict
+    train_seq_len: int | None = None  # overrides what the adapter's saved config says
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def lm_eval_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"pretrained": self.base_model, "dtype": self.dtype}
+        if self.adapter:
+            args["peft"] = self.adapter
+        args.update(self.model_args)
+        return args
+
+    def model_args_string(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.lm_eval_args().items())
+
+
+@dataclass(frozen=True)
+class Column:
+    """A task family at one shot count, with the metric to show."""
+
+    family: str | None
+    task: str | None
+    title: str
+    shots: int
+    metric: str
+    scale: float = 1.0
+    lower_is_better: bool = False
+    decimals: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.title}|{self.shots}"
+
+    @property
+    def heading(self) -> str:
+        return self.title if self.family == "vqa" or self.shots == 0 else f"{self.title} {self.shots}-shot"
+
+    def task_for(self, model: ModelSpec) -> str:
+        return self.task or task_name(self.family or "", model.prompt_version, model.vqa_language)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    extra: tuple[Column, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.columns + self.extra
+
+    def units(self, model: ModelSpec) -> list[tuple[str, int]]:
+        """Distinct (task, shots) runs this model needs, in column order."""
+        seen: dict[tuple[str, int], None] = {}
+        for col in self.all_columns:
+            seen.setdefault((col.task_for(model), col.shots), None)
+        return list(seen)
+
+
+def task_name(family: str, prompt_version: str, vqa_language: str = "ja") -> str:
+    """The jinstruct task for a family and prompt version (names as in harness_tasks/)."""
+    if family == "vqa":
+        return "vqa_ppl" if vqa_language == "ja" else "vqa_ppl_en"
+    digits = str(prompt_version).replace(".", "")
+    if not re.fullmatch(r"0[2-6]", digits):
+        raise ConfigError(f"prompt_version {prompt_version!r} is not one of 0.2, 0.3, 0.4, 0.5, 0.6")
+    if family == "jnli":
+        # The paper ran the 1.1 tasks (English label words) with 0.2/0.3; 0.4-0.6 exist only with 1.3 labels.
+        return f"jnli_v{digits}" if digits in ("02", "03") else f"jnli13_v{digits}"
+    if family == "marcja":
+        return f"marcja_v{digits}"
+    raise ConfigError(f"unknown task family {family!r}; use jnli, marcja or vqa, or give `task:`")
+
+
+def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
+    if not raw.get("family") and not raw.get("task"):
+        raise ConfigError(f"{where}: a column needs `family:` (jnli, marcja, vqa) or `task:`")
+    return Column(
+        family=raw.get("family"),
+        task=raw.get("task"),
+        title=str(raw.get("title") or raw.get("task") or raw["family"]),
+        shots=int(shots),
+        metric=str(raw.get("metric", "acc")),
+        scale=float(raw.get("scale", 1.0)),
+        lower_is_better=bool(raw.get("lower_is_better", False)),
+        decimals=int(raw.get("decimals", 1)),
+    )
+
+
+def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
+    cols, extra = [], []
+    for target, key in ((cols, "columns"), (extra, "extra")):
+        for i, c in enumerate(raw.get(key) or []):
+            for k in c.get("shots", [0]):
+                target.append(_column(c, k, f"{where} suite {name!r} {key}[{i}]"))
+    if not cols:
+        raise ConfigError(f"{where}: suite {name!r} has no columns")
+    return Suite(name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra))
+
+
+def builtin_suites() -> dict[str, Suite]:
+    with resources.files(__package__).joinpath("suites.yaml").open(encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    return {name: _suite_from_dict(name, spec, "jinstruct/leaderboard/suites.yaml") for name, spec in raw.items()}
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name (`paper`), or a YAML file holding one suite (`name:`, `columns:`)."""
+    suites = builtin_suites()
+    if name_or_path in suites:
+        return suites[name_or_path]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"no suite {name_or_path!r}: built-in suites are {sorted(suites)}, and no such file")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return _suite_from_dict(str(raw.get("name", path.stem)), raw, str(path))
+
+
+@dataclass
+class RunConfig:
+    """A models file: the models plus what every lm-eval call gets."""
+
+    models: list[ModelSpec]
+    metadata: dict[str, Any] = field(default_factory=dict)  # lm-eval task metadata (data_dir, vqa_path, ...)
+    limit: int | None = None
+    suite: str | None = None
+    source: str = "<memory>"
+
+    def by_name(self) -> dict[str, ModelSpec]:
+        return {m.name: m for m in self.models}
+
+    def pairs(self) -> list[tuple[ModelSpec, ModelSpec]]:
+        """(base, tuned) pairs for the verdict: `base:` when given, else the entry with the same base
+        model and no adapter."""
+        names = self.by_name()
+        out = []
+        for m in self.models:
+            if not m.adapter and not m.base:
+                continue
+            if m.base:
+                if m.base not in names:
+                    raise ConfigError(f"{self.source}: model {m.name!r} has base: {m.base!r}, which is not a model name here")
+                out.append((names[m.base], m))
+                continue
+            bases = [b for b in self.models if b.base_model == m.base_model and not b.adapter]
+            if bases:
+                out.append((bases[0], m))
+        return out
+
+
+def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
+        raise ConfigError(f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)")
+    models = []
+    for i, entry in enumerate(raw["models"]):
+        where = f"{source}: models[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} is not a mapping; write `- name: ...` with `base_model: ...`")
+        unknown = set(entry) - _MODEL_FIELDS
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; known: {sorted(_MODEL_FIELDS)}")
+        if not entry.get("base_model"):
+            raise ConfigError(f"{where} has no `base_model:` (a hub id or a local folder)")
+        name = str(entry.get("name") or (entry.get("adapter") or entry["base_model"]))
+        pv = str(entry.get("prompt_version", "0.3"))
+        task_name("jnli", pv)  # validates the version early, with the entry named below on failure
+        lang = str(entry.get("vqa_language", "ja"))
+        if lang not in ("ja", "en"):
+            raise ConfigError(f"{where}: vqa_language must be ja or en, not {lang!r}")
+        models.append(
+            ModelSpec(
+                name=name,
+                base_model=str(entry["base_model"]),
+                adapter=str(entry["adapter"]) if entry.get("adapter") else None,
+                prompt_version=pv,
+                vqa_language=lang,
+                dtype=str(entry.get("dtype", "float32")),
+                batch_size=entry.get("batch_size", 1),
+                backend=str(entry.get("backend", "auto")),
+                model_args=dict(entry.get("model_args") or {}),
+                base=entry.get("base"),
+                train_seq_len=int(entry["train_seq_len"]) if entry.get("train_seq_len") else None,
+                label=entry.get("label"),
+            )
+        )
+    names = [m.name for m in models]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise ConfigError(f"{source}: model names must be unique; repeated: {dups} (set `name:`)")
+    limit = raw.get("limit")
+    cfg = RunConfig(
+        models=models,
+        metadata=dict(raw.get("metadata") or {}),
+        limit=int(limit) if limit is not None else None,
+        suite=raw.get("suite"),
+        source=source,
+    )
+    cfg.pairs()  # validates `base:` references
+    return cfg
+
+
+def load_models(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"models file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return parse_models(raw, str(path))

@@ -1,0 +1,144 @@
+"""Score the units a suite needs with lm-eval, skipping those already on disk.
+
+A model is loaded once (stock `hf`, or the faster `hf-fast` backend where it is registered) and
+`lm_eval.simple_evaluate` runs one (task, shots) unit at a time, so every finished unit is saved
+before the next starts.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from jinstruct.leaderboard.config import ModelSpec, RunConfig, Suite
+from jinstruct.leaderboard.lengths import adapter_train_seq_len, measure
+from jinstruct.leaderboard.store import Store, UnitKey, harness_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    scored: list[UnitKey]
+    skipped: list[UnitKey]
+    backends: dict[str, str]
+
+
+def unit_key(spec: ModelSpec, task: str, shots: int, limit: int | None) -> UnitKey:
+    return UnitKey(spec.base_model, spec.adapter, task, shots, harness_version(), limit)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_lm(spec: ModelSpec):
+    """(lm-eval LM object, backend name). `auto` tries hf-fast, and falls back to stock hf with a note."""
+    from lm_eval.api.registry import get_model
+
+    wanted = spec.backend
+    candidates = ["hf-fast", "hf"] if wanted == "auto" else [wanted]
+    if "hf-fast" in candidates:
+        try:
+            import jinstruct.scoring  # noqa: F401  (registers hf-fast when it is built)
+        except ImportError as err:
+            log.info("hf-fast backend unavailable: %s", err)
+    last_err: Exception | None = None
+    for name in candidates:
+        try:
+            cls = get_model(name)
+        except (KeyError, ValueError) as err:
+            last_err = err
+            continue
+        try:
+            lm = cls.create_from_arg_obj(spec.lm_eval_args(), {"batch_size": spec.batch_size, "device": _device()})
+            return lm, name
+        except Exception as err:  # a backend that fails on this model must not stop the leaderboard
+            if wanted != "auto" or name == candidates[-1]:
+                raise
+            print(f"leaderboard: backend {name} failed for {spec.name} ({err}); using stock hf", file=sys.stderr)
+            last_err = err
+    raise RuntimeError(f"no lm-eval backend could load {spec.name}: {last_err}")
+
+
+def _task_manager(metadata: dict[str, Any], tasks: list[str]):
+    from lm_eval.tasks import TaskManager
+
+    from jinstruct.harness_tasks import tasks_dir
+
+    ours = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+    if all(t in ours.all_tasks for t in tasks):
+        return ours
+    # A suite may name stock lm-eval tasks too; scanning lm-eval's own folder costs a few seconds.
+    return TaskManager(include_path=str(tasks_dir()), include_defaults=True, metadata=metadata)
+
+
+def _model_max_length(lm) -> int | None:
+    try:
+        return int(lm.max_length)
+    except Exception:
+        return None
+
+
+def run(
+    cfg: RunConfig,
+    suite: Suite,
+    store: Store,
+    *,
+    force: bool = False,
+    bootstrap_iters: int = 1000,
+    only: list[str] | None = None,
+) -> RunReport:
+    import lm_eval
+
+    report = RunReport([], [], {})
+    models = [m for m in cfg.models if not only or m.name in only]
+    for spec in models:
+        units = suite.units(spec)
+        keys = {(t, k): unit_key(spec, t, k, cfg.limit) for t, k in units}
+        todo = [(t, k) for t, k in units if force or not store.has(keys[(t, k)])]
+        report.skipped += [keys[u] for u in units if u not in todo]
+        if not todo:
+            print(f"leaderboard: {spec.name}: all {len(units)} results already computed, skipped")
+            continue
+        if len(todo) < len(units):
+            print(f"leaderboard: {spec.name}: {len(units) - len(todo)} of {len(units)} results on disk, resuming")
+        train_seq_len, seq_src = (spec.train_seq_len, "models file") if spec.train_seq_len else adapter_train_seq_len(spec.adapter)
+        lm, backend = load_lm(spec)
+        report.backends[spec.name] = backend
+        max_len = _model_max_length(lm)
+        metadata = {**spec.lm_eval_args(), **cfg.metadata}
+        tm = _task_manager(metadata, sorted({t for t, _ in todo}))
+        bar = tqdm(todo, desc=f"scoring {spec.name}", unit="run", file=sys.stderr)
+        for task, shots in bar:
+            bar.set_postfix_str(f"{task} {shots}-shot")
+            res = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[task],
+                num_fewshot=shots,
+                limit=cfg.limit,
+                bootstrap_iters=bootstrap_iters,
+                log_samples=True,
+                task_manager=tm,
+                metadata=metadata,
+            )
+            if res is None:  # not the main process of a distributed run
+                continue
+            res.setdefault("config", {})["model_args"] = spec.model_args_string()
+            res["config"]["model"] = backend
+            samples = (res.get("samples") or {}).get(task, [])
+            lengths = measure(samples, lm.tokenizer, max_len, train_seq_len) if samples else None
+            if lengths is not None:
+                lengths["train_seq_len_from"] = seq_src
+            store.save(keys[(task, shots)], res, lengths, spec.name, {"backend": backend, "prompt_version": spec.prompt_version})
+            report.scored.append(keys[(task, shots)])
+        del lm
+        gc.collect()
+    return report

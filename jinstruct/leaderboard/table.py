@@ -1,0 +1,238 @@
+"""The leaderboard as data: rows of models and reference rows, cells with stderr and markers, verdicts."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jinstruct.leaderboard.config import Column, ModelSpec, RunConfig, Suite, task_name
+from jinstruct.leaderboard.store import Record, harness_version
+
+REFERENCE_FILE = Path(__file__).resolve().parents[2] / "results" / "reference" / "paper_table2.yaml"
+
+
+@dataclass
+class Cell:
+    value: float | None = None  # scaled for display (accuracy in percent)
+    stderr: float | None = None  # same scale
+    over_train: int | None = None  # examples longer than the adapter's training sequence length
+    over_max: int | None = None  # examples longer than the model's maximum length
+    n: int | None = None
+    task: str | None = None
+
+    @property
+    def markers(self) -> str:
+        return ("*" if self.over_train else "") + ("†" if self.over_max else "")
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str  # "model" or "reference"
+    spec: ModelSpec | None
+    cells: dict[str, Cell] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Verdict:
+    base: str
+    tuned: str
+    lines: list[str]
+    summary: str
+
+
+@dataclass
+class Leaderboard:
+    suite: Suite
+    rows: list[Row]
+    verdicts: list[Verdict]
+    reference_source: str | None
+    notes: list[str]
+
+
+def _pick(records: list[Record], spec: ModelSpec, task: str, shots: int, limit: int | None) -> Record | None:
+    found = [
+        r for r in records
+        if r.key.model == spec.base_model and r.key.adapter == spec.adapter and r.key.task == task
+        and r.key.shots == shots and r.key.limit == limit
+    ]
+    if not found:
+        return None
+    current = [r for r in found if r.key.harness == harness_version()]
+    return (current or found)[-1]
+
+
+def _cell(record: Record | None, col: Column, task: str) -> Cell:
+    if record is None or col.metric not in record.metrics:
+        return Cell(task=task)
+    se = record.stderr.get(col.metric)
+    lengths = record.lengths or {}
+    return Cell(
+        value=record.metrics[col.metric] * col.scale,
+        stderr=se * col.scale if se is not None and math.isfinite(se) else None,
+        over_train=lengths.get("over_train_seq_len"),
+        over_max=lengths.get("over_model_max"),
+        n=lengths.get("n"),
+        task=task,
+    )
+
+
+def specs_from_records(records: list[Record]) -> list[ModelSpec]:
+    """Models for gathered results without a models file: one per (model, adapter), prompt version
+    inferred from the task names found."""
+    groups: dict[tuple[str, str | None], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.key.model, r.key.adapter), []).append(r)
+    specs = []
+    for (model, adapter), recs in groups.items():
+        versions = [m.group(1) for r in recs if (m := re.search(r"_v0(\d)$", r.key.task))]
+        pv = f"0.{max(set(versions), key=versions.count)}" if versions else "0.3"
+        lang = "en" if any(r.key.task == "vqa_ppl_en" for r in recs) else "ja"
+        names = {r.model_name for r in recs if r.model_name}
+        name = names.pop() if len(names) == 1 else Path(adapter or model).name or model
+        specs.append(ModelSpec(name=name, base_model=model, adapter=adapter, prompt_version=pv, vqa_language=lang))
+    return specs
+
+
+def load_reference(path: Path | None = REFERENCE_FILE) -> tuple[list[dict[str, Any]], str | None]:
+    if path is None or not Path(path).is_file():
+        return [], None
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return list(raw.get("rows") or []), raw.get("source")
+
+
+def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
+    rows = []
+    for ref in ref_rows:
+        row = Row(name=str(ref["name"]), kind="reference", spec=None, note=str(ref.get("prompt_version", "")))
+        for col in suite.all_columns:
+            for s in ref.get("scores") or []:
+                if s.get("family") == col.family and int(s.get("shots", 0)) == col.shots and s.get("metric") == col.metric:
+                    # Published accuracies are already in percent; perplexities need no scale.
+                    row.cells[col.key] = Cell(value=float(s["value"]), task="paper")
+        if row.cells:
+            rows.append(row)
+    return rows
+
+
+def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
+    """A sentence on how one column moved, and +1 better / -1 worse / 0 unclear."""
+    assert b.value is not None and t.value is not None
+    if col.lower_is_better:
+        if t.value <= 0 or b.value <= 0:
+            return f"{b.value:.{col.decimals}f} → {t.value:.{col.decimals}f}", 0
+        ratio = b.value / t.value
+        word = "lower (better)" if ratio > 1 else "higher (worse)"
+        factor = ratio if ratio > 1 else 1 / ratio
+        return (
+            f"{b.value:.{col.decimals}f} → {t.value:.{col.decimals}f} ({factor:.2f}× {word})",
+            1 if ratio > 1 else (-1 if ratio < 1 else 0),
+        )
+    delta = t.value - b.value
+    text = f"{b.value:.1f} → {t.value:.1f} ({delta:+.1f} points"
+    if b.stderr is not None and t.stderr is not None and (b.stderr > 0 or t.stderr > 0):
+        z = delta / math.hypot(b.stderr, t.stderr)
+        if abs(z) >= 1.96:
+            text += f", beyond noise: {abs(z):.1f} combined standard errors)"
+            return text, 1 if delta > 0 else -1
+        text += f", within noise: {abs(z):.1f} combined standard errors)"
+        return text, 0
+    text += ", no standard error)"
+    return text, (1 if delta > 0 else -1 if delta < 0 else 0)
+
+
+def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: Suite) -> list[Verdict]:
+    by_name = {r.name: r for r in rows if r.kind == "model"}
+    out = []
+    for base, tuned in pairs:
+        b_row, t_row = by_name.get(base.name), by_name.get(tuned.name)
+        if b_row is None or t_row is None:
+            continue
+        lines, better, worse, flat = [], [], [], []
+        for col in suite.columns:
+            b, t = b_row.cells.get(col.key), t_row.cells.get(col.key)
+            if not b or not t or b.value is None or t.value is None:
+                continue
+            text, sign = _fmt_delta(col, b, t)
+            lines.append(f"{col.heading}: {text}")
+            (better if sign > 0 else worse if sign < 0 else flat).append(col.heading)
+        if not lines:
+            continue
+        parts = []
+        if better:
+            parts.append(f"better on {len(better)} ({', '.join(better)})")
+        if worse:
+            parts.append(f"worse on {len(worse)} ({', '.join(worse)})")
+        if flat:
+            parts.append(f"no clear change on {len(flat)} ({', '.join(flat)})")
+        summary = f"{tuned.display} vs {base.display}: " + "; ".join(parts) + f", of {len(lines)} columns."
+        if base.prompt_version != tuned.prompt_version:
+            summary += (
+                f" Note: the two use different JGLUE prompt versions ({base.prompt_version} vs "
+                f"{tuned.prompt_version}), as the paper did."
+            )
+        out.append(Verdict(base.display, tuned.display, lines, summary))
+    return out
+
+
+def order_models(specs: list[ModelSpec], pairs: list[tuple[ModelSpec, ModelSpec]]) -> list[ModelSpec]:
+    """Each base model directly followed by its tuned models, so the pairs sit side by side."""
+    tuned_of: dict[str, list[ModelSpec]] = {}
+    paired = set()
+    for b, t in pairs:
+        tuned_of.setdefault(b.name, []).append(t)
+        paired.add(t.name)
+    out: list[ModelSpec] = []
+    for s in specs:
+        if s.name in paired:
+            continue
+        out.append(s)
+        out += tuned_of.get(s.name, [])
+    return out + [s for s in specs if s not in out]
+
+
+def build(
+    records: list[Record],
+    suite: Suite,
+    cfg: RunConfig | None,
+    reference: Path | None = REFERENCE_FILE,
+) -> Leaderboard:
+    specs = cfg.models if cfg else specs_from_records(records)
+    limit = cfg.limit if cfg else None
+    if cfg is None:  # gathered results: pair by base model, keep whatever limit they were run with
+        cfg = RunConfig(models=specs, source="gathered results")
+        limits = {r.key.limit for r in records}
+        limit = limits.pop() if len(limits) == 1 else None
+    pairs = cfg.pairs()
+    rows = []
+    for spec in order_models(specs, pairs):
+        row = Row(name=spec.name, kind="model", spec=spec, note=spec.prompt_version)
+        for col in suite.all_columns:
+            task = col.task_for(spec)
+            row.cells[col.key] = _cell(_pick(records, spec, task, col.shots, limit), col, task)
+        rows.append(row)
+    ref_rows, ref_source = load_reference(reference)
+    rows += _reference_rows(ref_rows, suite)
+    notes = []
+    harnesses = sorted({r.key.harness for r in records})
+    if harnesses:
+        notes.append("harness: " + ", ".join(harnesses))
+    if limit is not None:
+        notes.append(f"every task was scored on its first {limit} documents only (--limit {limit}), not the full split")
+    missing = [
+        f"{row.name} {suite_col.heading}"
+        for row in rows if row.kind == "model"
+        for suite_col in suite.columns if row.cells[suite_col.key].value is None
+    ]
+    if missing:
+        notes.append("not computed yet: " + ", ".join(missing))
+    return Leaderboard(suite, rows, verdicts(rows, pairs, suite), ref_source, notes)
+
+
+__all__ = ["Cell", "Leaderboard", "Row", "Verdict", "build", "load_reference", "specs_from_records", "task_name"]
