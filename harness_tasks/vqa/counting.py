@@ -73,7 +73,7 @@ def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
         raise ValueError(
             "vqa_ppl counts tokens with the model's own tokenizer but found no tokenizer name. lm-eval "
             "passes --model_args (pretrained=..., tokenizer=...) to tasks as metadata; when it was given "
-            "a model object instead, pass --metadata '{\"vqa_tokenizer\": \"<hub id or folder>\"}'."
+            'a model object instead, pass --metadata \'{"vqa_tokenizer": "<hub id or folder>"}\'.'
         )
     add_bos = metadata.get("add_bos_token")
     kwargs = dict(
@@ -111,7 +111,9 @@ def _model_max_length(pretrained: str, revision: str, trust_remote_code: bool, t
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(pretrained, revision=revision, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            pretrained, revision=revision, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError):
         config = None
     return resolve_max_length(config, tokenizer, default=DEFAULT_MAX_LENGTH)
@@ -194,8 +196,8 @@ def plan_requests(
             if policy == "error":
                 raise OverLengthError(
                     f"row {rows[k]}: prompt+answer+EOS is {len(w_ids)} tokens, over the maximum length "
-                    f"{mt.max_length} (+1). Fix: --metadata '{{\"vqa_overlength\": \"truncate\"}}' (left-"
-                    f"truncate the prompt) or \"skip\", or a larger max_length."
+                    f'{mt.max_length} (+1). Fix: --metadata \'{{"vqa_overlength": "truncate"}}\' (left-'
+                    f'truncate the prompt) or "skip", or a larger max_length.'
                 )
             prompt, p_ids, w_ids = _left_truncate(prompt, target, mt, rows[k])
             c_ids = mt.encode(prompt.rstrip())
@@ -227,7 +229,7 @@ def _left_truncate(prompt: str, target: str, mt: ModelTokenizer, row: int) -> tu
     if limit < 0 or not fits(limit):
         raise OverLengthError(
             f"row {row}: the answer + EOS alone exceed the maximum length {mt.max_length}; left-truncating "
-            f"the prompt cannot help. Fix: --metadata '{{\"vqa_overlength\": \"skip\"}}' or a larger max_length."
+            f'the prompt cannot help. Fix: --metadata \'{{"vqa_overlength": "skip"}}\' or a larger max_length.'
         )
     lo, hi = 0, limit  # fits(hi) holds; token count is (almost) monotone in j, so bisect then verify
     while lo < hi:

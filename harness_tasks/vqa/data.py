@@ -15,6 +15,7 @@ import random
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,7 +94,7 @@ def verify_zip(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             _zip_member(zf, path)
             bad = zf.testzip()
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
         raise VqaDataError(f"{path}: not a valid zip file ({e}).") from e
     if bad is not None:
         raise VqaDataError(f"{path}: member {bad} fails its CRC check (damaged zip).")
@@ -119,7 +120,7 @@ def download(url: str, dest: Path, expected_sha256: str | None = None) -> Path:
                     bar.update(len(chunk))
         fix = (
             "Nothing was cached; rerun to retry, or download the file yourself and pass "
-            "--metadata '{\"vqa_path\": \"/path/to/question_answers.json.zip\"}'."
+            '--metadata \'{"vqa_path": "/path/to/question_answers.json.zip"}\'.'
         )
         if expected is not None and received != expected:
             raise VqaDataError(f"download of {url} truncated: got {received} of {expected} bytes. {fix}")
@@ -171,7 +172,7 @@ def _read_json(path: Path) -> Any:
                 return json.load(f)
         with path.open("rb") as f:
             return json.load(f)
-    except (zipfile.BadZipFile, EOFError) as e:
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise VqaDataError(
             f"{path}: not a valid zip file ({e}). Fix: delete it and download it again, or unzip a good "
             f"copy and pass the JSON as vqa_path."

@@ -120,35 +120,28 @@ def build_dataset(language: str, **metadata: Any):
     key = hashlib.sha1(json.dumps(asdict(info), sort_keys=True).encode()).hexdigest()[:12]
     RUNS[key] = info
 
-    columns: dict[str, list] = {
-        k: []
-        for k in (
-            "row image_id qa_id question answer context rest target "
-            "n_tokens n_chars n_bytes n_words truncated exact run"
-        ).split()
-    }
-    for pair, plan in zip(pairs, plans):
-        if plan is None:
-            continue
-        for name, value in (
-            ("row", pair.row),
-            ("image_id", pair.image_id),
-            ("qa_id", pair.qa_id),
-            ("question", pair.question),
-            ("answer", pair.answer),
-            ("context", plan.context),
-            ("rest", plan.rest),
-            ("target", plan.target),
-            ("n_tokens", plan.n_tokens),
-            ("n_chars", len(pair.answer)),
-            ("n_bytes", len(pair.answer.encode("utf-8"))),
-            ("n_words", count_words(pair.answer)),
-            ("truncated", plan.truncated),
-            ("exact", plan.exact),
-            ("run", key),
-        ):
-            columns[name].append(value)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_dict(columns)})
+    rows = [
+        {
+            "row": pair.row,
+            "image_id": pair.image_id,
+            "qa_id": pair.qa_id,
+            "question": pair.question,
+            "answer": pair.answer,
+            "context": plan.context,
+            "rest": plan.rest,
+            "target": plan.target,
+            "n_tokens": plan.n_tokens,
+            "n_chars": len(pair.answer),
+            "n_bytes": len(pair.answer.encode("utf-8")),
+            "n_words": count_words(pair.answer),
+            "truncated": plan.truncated,
+            "exact": plan.exact,
+            "run": key,
+        }
+        for pair, plan in zip(pairs, plans)
+        if plan is not None
+    ]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
 def doc_to_text(doc: dict) -> str:
