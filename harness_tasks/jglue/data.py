@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ def normalise_label(value: Any, spec: JGLUEDataset, where: str) -> int:
 
 
 def _check_row(row: Any, spec: JGLUEDataset, where: str) -> dict[str, Any]:
-    if not isinstance(row, dict):
+    if not isinstance(row, Mapping):
         raise JGLUEDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = dict(row)
     for field in (*spec.text_fields, "label"):
         if field not in row or row[field] is None:
             raise JGLUEDataError(f"{where}: missing field {field!r}; each row needs {[*spec.text_fields, 'label']}")
