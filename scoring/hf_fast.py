@@ -1,0 +1,209 @@
+"""`hf-fast`: lm-eval's HF model, with each few-shot context run once.
+
+Stock `--model hf` runs one full forward pass per (context, choice) and computes the output head at
+every position. Here each distinct context runs once per batch, its choices are scored from its
+key/value cache, a prompt header common to many docs runs once per group, and the head is computed
+only where a token is scored. Numbers equal the stock model's (float rounding aside); everything that
+is not loglikelihood scoring (rolling loglikelihood, generation, model loading, data parallelism) is
+HFLM's own code.
+
+Extra model args (besides all of HFLM's):
+- `tokenization=lm_eval|reference`: lm-eval 0.4's pair encoding (default) or the reference harness's
+  (see `jinstruct.scoring.tokenization`).
+- `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
+- `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
+`batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from tqdm import tqdm
+
+from .kv_scoring import SharedContextScorer, unsupported_reason
+from .plan import batches, minimum_tokens, plan_groups, split_request
+from .tokenization import check_mode, encode_pair
+
+eval_logger = logging.getLogger(__name__)
+
+
+def _as_bool(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"hf-fast: {name}={value!r} is not a boolean; use {name}=True or {name}=False")
+
+
+@dataclass
+class ScoringStats:
+    """What the shared-context path did, summed over every loglikelihood call of this model."""
+
+    requests: int = 0
+    contexts: int = 0
+    groups: int = 0
+    header_tokens: int = 0
+    forward_tokens: int = 0  # real tokens fed to the model
+    forward_positions: int = 0  # including padding
+    head_positions: int = 0
+    minimum_tokens: int = 0  # each distinct context once + each continuation (never-fed last token excluded)
+    seconds: float = 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        return 0.0 if not self.forward_positions else 1.0 - self.forward_tokens / self.forward_positions
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "padding_fraction": self.padding_fraction}
+
+
+@register_model("hf-fast")
+class HFFastLM(HFLM):
+    def __init__(
+        self,
+        pretrained,
+        tokenization: str = "lm_eval",
+        share_prefix: bool = True,
+        min_shared_prefix: int = 16,
+        fast: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(pretrained, **kwargs)
+        self.tokenization = check_mode(tokenization)
+        self.share_prefix = _as_bool(share_prefix, "share_prefix")
+        self.min_shared_prefix = int(min_shared_prefix)
+        if self.min_shared_prefix < 1:
+            raise ValueError(f"hf-fast: min_shared_prefix={min_shared_prefix} must be at least 1")
+        self.fast = _as_bool(fast, "fast")
+        self.scoring_stats = ScoringStats()
+        self._scorer: SharedContextScorer | None = None
+        self._fallback_reason: str | None = None
+        self._fallback_said = False
+        self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
+
+    # -- tokenization ---------------------------------------------------------------------------------
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        if self.tokenization == "lm_eval":
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        if self.enable_thinking:
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)  # raises HFLM's error
+        new_reqs = []
+        for context, continuation in [req.args for req in requests]:
+            context_enc, continuation_enc = encode_pair(self.tokenizer, context, continuation, mode="reference")
+            new_reqs.append(((context, continuation), context_enc, continuation_enc))
+        return self._loglikelihood_tokens(new_reqs, disable_tqdm=disable_tqdm)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        # Rolling windows share no context; keep HFLM's behaviour exactly.
+        self._stock_only = True
+        try:
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self._stock_only = False
+
+    # -- scoring ----------------------------------------------------------------------------------------
+    def _fast_path(self) -> SharedContextScorer | None:
+        if not self.fast or self._stock_only:
+            return None
+        if self._scorer is None and self._fallback_reason is None:
+            self._fallback_reason = unsupported_reason(self.model, self.backend)
+            if self._fallback_reason is None:
+                self._scorer = SharedContextScorer(
+                    self.model,
+                    device=self.device,
+                    pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
+                    softmax_dtype=self.softmax_dtype,
+                    autocast_dtype=self.mixed_precision_dtype,
+                )
+        if self._fallback_reason is not None and not self._fallback_said:
+            eval_logger.warning(
+                "hf-fast: falling back to the stock HF scoring path (one forward pass per request): %s",
+                self._fallback_reason,
+            )
+            self._fallback_said = True
+        return self._scorer
+
+    def _contexts_per_batch(self, requests) -> int:
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        # HFLM's probe runs full-logit forwards of the longest request: a safe bound for our passes.
+        longest = max(requests, key=lambda r: len(r[1]) + len(r[2]))
+        size = self._detect_batch_size([longest], 0)
+        eval_logger.info("hf-fast: batch_size=auto -> %d contexts per batch", size)
+        return size
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        scorer = self._fast_path()
+        if scorer is None:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        if not requests:
+            return []
+        started = time.perf_counter()
+        split = [split_request(ctx, cont, self.max_length) for _, ctx, cont in requests]
+        truncated = sum(len(ctx) + len(cont) > self.max_length + 1 for _, ctx, cont in requests)
+        if truncated:
+            eval_logger.warning(
+                "hf-fast: %d requests are longer than max_length=%d + 1 tokens and were truncated from the left",
+                truncated,
+                self.max_length,
+            )
+        groups = plan_groups(
+            split, share_prefix=self.share_prefix, min_shared=self.min_shared_prefix, window=scorer.window
+        )
+        per_batch = override_bs or self._contexts_per_batch(requests)
+        before = (scorer.stats.tokens, scorer.stats.positions, scorer.stats.head_positions)
+
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        pbar = tqdm(
+            total=len(requests),
+            disable=(disable_tqdm or (self.rank != 0)),
+            desc="Running loglikelihood requests (hf-fast)",
+        )
+        for group in groups:
+            header_cache = scorer.run_header(group.header) if group.header_len else None
+            for batch in batches(group, per_batch):
+                for row, ll, greedy in scorer.score_batch(batch, split, group.header_len, header_cache):
+                    answer = (ll, greedy)
+                    results[row] = answer
+                    self.cache_hook.add_partial("loglikelihood", requests[row][0], answer)
+                pbar.update(sum(len(c.rows) for c in batch))
+            del header_cache
+        pbar.close()
+
+        st = self.scoring_stats
+        st.requests += len(requests)
+        st.contexts += sum(len(g.contexts) for g in groups)
+        st.groups += len(groups)
+        st.header_tokens += sum(g.header_len for g in groups)
+        st.forward_tokens += scorer.stats.tokens - before[0]
+        st.forward_positions += scorer.stats.positions - before[1]
+        st.head_positions += scorer.stats.head_positions - before[2]
+        st.minimum_tokens += minimum_tokens(split)
+        st.seconds += time.perf_counter() - started
+        eval_logger.info(
+            "hf-fast: %d requests, %d distinct contexts in %d groups; fed %d tokens (minimum %d), "
+            "padding %.1f%% of %d positions; head at %d positions",
+            st.requests,
+            st.contexts,
+            st.groups,
+            st.forward_tokens,
+            st.minimum_tokens,
+            100 * st.padding_fraction,
+            st.forward_positions,
+            st.head_positions,
+        )
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # a planning bug must never hand lm-eval a silently shorter list
+            raise RuntimeError(f"hf-fast: {len(missing)} requests were not scored (first: {missing[0]})")
+        return results
+
+
+__all__ = ["HFFastLM", "ScoringStats"]

@@ -1,0 +1,239 @@
+"""Scoring continuations from a shared context's key/value cache.
+
+Row layout of one batch (B distinct contexts, N >= B requests):
+
+    prefix pass (B rows):  [header (cached, shared)][left pads][rest of the prefix]
+    tail pass   (N rows):  cache rows picked per request, then [tail][right pads]
+
+Left padding keeps every real token of a row at one constant index offset, so causal, padding and
+sliding-window masks see the same token distances as an unpadded run; explicit position ids give
+each token its unpadded position. The output head runs on the tail positions only (the prefix pass
+asks for one position through `logits_to_keep`), which is where the time goes for models with a
+large vocabulary.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .plan import Context, Request
+
+_SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
+
+
+@dataclass
+class PassStats:
+    """Token accounting of the forward passes, for the padding report and the benchmark."""
+
+    tokens: int = 0  # real tokens fed to the model
+    positions: int = 0  # positions fed, padding included
+    head_positions: int = 0  # positions the output head was computed at
+    forward_calls: int = 0
+
+    def add(self, tokens: int, positions: int, head_positions: int) -> None:
+        self.tokens += tokens
+        self.positions += positions
+        self.head_positions += head_positions
+        self.forward_calls += 1
+
+    @property
+    def padding_fraction(self) -> float:
+        return 0.0 if self.positions == 0 else 1.0 - self.tokens / self.positions
+
+
+def _base_model(model):
+    # A PeftModel forwards its kwargs to the wrapped transformers model; inspect that one.
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _layer_types(config) -> tuple[list[str], list[dict]] | None:
+    try:
+        from transformers.cache_utils import get_layer_types_and_kwargs
+
+        types, kwargs = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
+        return list(types), list(kwargs)
+    except Exception:  # older/odd configs: fall back to reading the fields directly
+        return None
+
+
+def sliding_window_of(config) -> int | None:
+    """The smallest sliding-attention window of the model, or None when all layers attend fully."""
+    found = _layer_types(config)
+    if found is not None:
+        types, kwargs = found
+        windows = [kw.get("sliding_window") for t, kw in zip(types, kwargs) if t == "sliding_attention"]
+        windows = [w for w in windows if w]
+        return min(windows) if windows else None
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    return getattr(text, "sliding_window", None)
+
+
+def unsupported_reason(model, backend: str) -> str | None:
+    """Why the shared-context path cannot run this model (None: it can)."""
+    if backend != "causal":
+        return f"the {backend} backend is not a decoder-only causal LM"
+    peft_config = getattr(model, "peft_config", None)
+    if isinstance(peft_config, dict) and any(
+        getattr(c, "is_prompt_learning", False) for c in peft_config.values()
+    ):
+        return "a prompt-learning PEFT adapter prepends virtual tokens that a shared cache cannot hold"
+    base = _base_model(model)
+    config = getattr(base, "config", None)
+    if config is None:
+        return "the model has no transformers config"
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder models have no causal key/value cache to share"
+    try:
+        params = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return "the model's forward signature cannot be inspected"
+    missing = [p for p in ("attention_mask", "position_ids") if p not in params]
+    if not ({"cache", "past_key_values"} & set(params)):
+        missing.append("cache/past_key_values")
+    if missing:
+        return f"{type(base).__name__}.forward takes no {', '.join(missing)}"
+    found = _layer_types(config)
+    if found is not None:
+        other = sorted(set(found[0]) - _SUPPORTED_LAYER_TYPES)
+        if other:
+            return f"layer types {other} (not plain or sliding-window attention) are not cached as keys/values"
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    if getattr(text, "attention_chunk_size", None):
+        return "chunked attention depends on absolute token indices, which padding shifts"
+    return None
+
+
+class SharedContextScorer:
+    """Runs the planned batches on a transformers causal LM."""
+
+    def __init__(
+        self,
+        model,
+        device: torch.device,
+        pad_token_id: int,
+        softmax_dtype: torch.dtype | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.pad_token_id = int(pad_token_id)
+        self.softmax_dtype = softmax_dtype
+        self.autocast_dtype = autocast_dtype
+        base = _base_model(model)
+        self.config = base.config
+        params = inspect.signature(base.forward).parameters
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.keeps_logits = "logits_to_keep" in params
+        self.window = sliding_window_of(self.config)
+        self.stats = PassStats()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.config)
+
+    def _forward(self, input_ids, attention_mask, position_ids, cache, keep_last_only: bool):
+        kwargs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            self.cache_kw: cache,
+            "use_cache": True,
+        }
+        if keep_last_only and self.keeps_logits:
+            kwargs["logits_to_keep"] = 1
+        with torch.no_grad(), self._autocast():
+            return self.model(**kwargs).logits
+
+    # -- passes -----------------------------------------------------------------------------------------
+    def run_header(self, header: Sequence[int]):
+        """Keys and values of a header every context of a group starts with (one row)."""
+        cache = self._new_cache()
+        ids = torch.tensor([list(header)], dtype=torch.long, device=self.device)
+        positions = torch.arange(len(header), device=self.device).unsqueeze(0)
+        mask = torch.ones_like(ids)
+        self._forward(ids, mask, positions, cache, keep_last_only=True)
+        self.stats.add(len(header), len(header), 1 if self.keeps_logits else len(header))
+        return cache
+
+    def score_batch(
+        self,
+        contexts: Sequence[Context],
+        requests: Sequence[Request],
+        header_len: int = 0,
+        header_cache=None,
+    ) -> Iterator[tuple[int, float, bool]]:
+        """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
+        dev = self.device
+        n_ctx = len(contexts)
+        rests = [c.prefix[header_len:] for c in contexts]
+        rest_len = max(len(r) for r in rests)
+
+        if header_cache is not None:
+            cache = copy.deepcopy(header_cache)
+            cache.batch_repeat_interleave(n_ctx)
+        else:
+            cache = self._new_cache()
+        prefix_mask = torch.zeros((n_ctx, header_len + rest_len), dtype=torch.long, device=dev)
+        prefix_mask[:, :header_len] = 1
+        if rest_len > 0:
+            ids = torch.full((n_ctx, rest_len), self.pad_token_id, dtype=torch.long, device=dev)
+            positions = torch.full((n_ctx, rest_len), header_len, dtype=torch.long, device=dev)
+            for i, rest in enumerate(rests):
+                if rest:
+                    ids[i, rest_len - len(rest) :] = torch.tensor(rest, dtype=torch.long, device=dev)
+                    positions[i, rest_len - len(rest) :] = torch.arange(
+                        header_len, header_len + len(rest), device=dev
+                    )
+                    prefix_mask[i, header_len + rest_len - len(rest) :] = 1
+            self._forward(ids, prefix_mask, positions, cache, keep_last_only=True)
+            self.stats.add(
+                sum(len(r) for r in rests), ids.numel(), n_ctx if self.keeps_logits else ids.numel()
+            )
+        ctx_lengths = [header_len + len(r) for r in rests]
+
+        # One row per request, reading its context's cache row.
+        row_ctx = [ci for ci, c in enumerate(contexts) for _ in c.rows]
+        row_req = [r for c in contexts for r in c.rows]
+        select = torch.tensor(row_ctx, dtype=torch.long, device=dev)
+        if header_len + rest_len > 0 and row_ctx != list(range(n_ctx)):
+            cache.batch_select_indices(select)
+        tails = [requests[r].tail for r in row_req]
+        tail_len = max(len(t) for t in tails)
+        n_rows = len(row_req)
+        ids = torch.full((n_rows, tail_len), self.pad_token_id, dtype=torch.long, device=dev)
+        targets = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
+        tail_mask = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
+        positions = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
+        for j, r in enumerate(row_req):
+            n = len(tails[j])
+            ids[j, :n] = torch.tensor(tails[j], dtype=torch.long, device=dev)
+            targets[j, :n] = torch.tensor(requests[r].targets, dtype=torch.long, device=dev)
+            tail_mask[j, :n] = 1
+            start = ctx_lengths[row_ctx[j]]
+            positions[j] = torch.arange(start, start + tail_len, device=dev)
+        mask = torch.cat([prefix_mask[select], tail_mask], dim=1)
+        logits = self._forward(ids, mask, positions, cache, keep_last_only=False)
+        self.stats.add(sum(len(t) for t in tails), ids.numel(), ids.numel())
+
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
+        valid = tail_mask.bool()
+        ll = picked.masked_fill(~valid, 0).sum(dim=1)
+        greedy = ((logprobs.argmax(dim=-1) == targets) | ~valid).all(dim=1)
+        for j, r in enumerate(row_req):
+            yield r, float(ll[j]), bool(greedy[j])

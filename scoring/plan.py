@@ -1,0 +1,123 @@
+"""Planning the shared-context forward passes: pure Python, no torch.
+
+A causal LM scores continuation tokens c_1..c_m of a request from the logits at the last context
+token and at c_1..c_{m-1}. So each request splits into
+- a *prefix*: the (truncated) context without its last token, whose keys and values are all the
+  scored positions need, and which is identical for every choice of a multiple-choice doc;
+- a *tail*: the last context token followed by c_1..c_{m-1}, exactly the positions that are scored.
+Requests with the same prefix share one run of it. Prefixes that start alike (the task description
+and the first instruction block of every few-shot prompt) share a *header*, run once per group.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Context:
+    """One distinct prefix and the requests scored from it."""
+
+    prefix: tuple[int, ...]
+    rows: list[int] = field(default_factory=list)  # indices into the request list
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix)
+
+
+@dataclass
+class Group:
+    """Contexts whose prefixes share their first `header_len` tokens (0: nothing shared)."""
+
+    header_len: int
+    contexts: list[Context]
+
+    @property
+    def header(self) -> tuple[int, ...]:
+        return self.contexts[0].prefix[: self.header_len]
+
+
+@dataclass
+class Request:
+    """One (context, continuation) request reduced to what the scorer needs."""
+
+    prefix: tuple[int, ...]
+    tail: list[int]  # last context token + continuation[:-1]; len == len(targets)
+    targets: list[int]  # the continuation tokens
+
+
+def split_request(context_enc: Sequence[int], continuation_enc: Sequence[int], max_length: int) -> Request:
+    """Split like HFLM: the model sees (context+continuation)[-(max_length+1):][:-1]."""
+    if len(context_enc) == 0 or len(continuation_enc) == 0:
+        raise ValueError("a loglikelihood request needs a non-empty context and continuation after tokenization")
+    if len(continuation_enc) > max_length:
+        raise ValueError(
+            f"the continuation has {len(continuation_enc)} tokens, more than max_length={max_length}; "
+            "raise max_length in --model_args or shorten the continuation"
+        )
+    full = (list(context_enc) + list(continuation_enc))[-(max_length + 1) :]
+    n = len(continuation_enc)
+    return Request(prefix=tuple(full[: len(full) - n - 1]), tail=full[len(full) - n - 1 : -1], targets=full[-n:])
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    return len(os.path.commonprefix([a, b]))
+
+
+def plan_groups(
+    requests: Sequence[Request],
+    share_prefix: bool = True,
+    min_shared: int = 16,
+    window: int | None = None,
+) -> list[Group]:
+    """Group requests by prefix, and prefixes by a shared header of at least `min_shared` tokens.
+
+    `window`: the model's smallest sliding-attention window, if any. A header is only shared when every
+    row of the group fits in it, because the padding between header and rest would otherwise shift
+    which tokens a sliding window covers.
+    """
+    by_prefix: dict[tuple[int, ...], Context] = {}
+    for i, req in enumerate(requests):
+        by_prefix.setdefault(req.prefix, Context(req.prefix)).rows.append(i)
+    if not by_prefix:
+        return []
+    max_tail = {ctx.prefix: max(len(requests[r].tail) for r in ctx.rows) for ctx in by_prefix.values()}
+
+    ordered = sorted(by_prefix)  # lexicographic: prefixes with a common start become neighbours
+    runs: list[tuple[int, list[tuple[int, ...]]]] = []
+    for prefix in ordered:
+        if runs and share_prefix:
+            shared = _common_prefix_len(runs[-1][1][-1], prefix)
+            if shared >= min_shared:
+                header, members = runs[-1]
+                runs[-1] = (min(header, shared) if len(members) > 1 else shared, members + [prefix])
+                continue
+        runs.append((0, [prefix]))
+
+    groups = []
+    for header, members in runs:
+        if len(members) == 1:
+            header = 0
+        if window is not None and header and max(len(p) + max_tail[p] for p in members) > window:
+            header = 0
+        contexts = [by_prefix[p] for p in members]
+        # Longest first inside a group: batches of similar length pad little, and memory peaks early.
+        contexts.sort(key=lambda c: (-c.length, -max_tail[c.prefix], c.prefix))
+        groups.append(Group(header_len=header, contexts=contexts))
+    groups.sort(key=lambda g: -max(c.length for c in g.contexts))
+    return groups
+
+
+def batches(group: Group, contexts_per_batch: int) -> list[list[Context]]:
+    """Consecutive slices of a group's contexts; all requests of a context stay in its batch."""
+    n = max(1, int(contexts_per_batch))
+    return [group.contexts[i : i + n] for i in range(0, len(group.contexts), n)]
+
+
+def minimum_tokens(requests: Sequence[Request]) -> int:
+    """Each distinct context once plus each continuation: the floor without header sharing."""
+    contexts = {req.prefix + (req.tail[0],) for req in requests}
+    return sum(len(c) for c in contexts) + sum(len(req.targets) - 1 for req in requests)
