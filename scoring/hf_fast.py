@@ -97,7 +97,9 @@ class HFFastLM(HFLM):
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)  # raises HFLM's error
         new_reqs = []
         for context, continuation in [req.args for req in requests]:
-            context_enc, continuation_enc = encode_pair(self.tokenizer, context, continuation, mode="reference")
+            context_enc, continuation_enc = encode_pair(
+                self.tokenizer, context, continuation, mode="reference"
+            )
             new_reqs.append(((context, continuation), context_enc, continuation_enc))
         return self._loglikelihood_tokens(new_reqs, disable_tqdm=disable_tqdm)
 
@@ -119,7 +121,9 @@ class HFFastLM(HFLM):
                 self._scorer = SharedContextScorer(
                     self.model,
                     device=self.device,
-                    pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
+                    pad_token_id=self.tokenizer.pad_token_id
+                    if self.tokenizer.pad_token_id is not None
+                    else 0,
                     softmax_dtype=self.softmax_dtype,
                     autocast_dtype=self.mixed_precision_dtype,
                 )

@@ -104,7 +104,9 @@ def unsupported_reason(model, backend: str) -> str | None:
     if found is not None:
         other = sorted(set(found[0]) - _SUPPORTED_LAYER_TYPES)
         if other:
-            return f"layer types {other} (not plain or sliding-window attention) are not cached as keys/values"
+            return (
+                f"layer types {other} (not plain or sliding-window attention) are not cached as keys/values"
+            )
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     if getattr(text, "attention_chunk_size", None):
         return "chunked attention depends on absolute token indices, which padding shifts"

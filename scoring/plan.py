@@ -52,7 +52,9 @@ class Request:
 def split_request(context_enc: Sequence[int], continuation_enc: Sequence[int], max_length: int) -> Request:
     """Split like HFLM: the model sees (context+continuation)[-(max_length+1):][:-1]."""
     if len(context_enc) == 0 or len(continuation_enc) == 0:
-        raise ValueError("a loglikelihood request needs a non-empty context and continuation after tokenization")
+        raise ValueError(
+            "a loglikelihood request needs a non-empty context and continuation after tokenization"
+        )
     if len(continuation_enc) > max_length:
         raise ValueError(
             f"the continuation has {len(continuation_enc)} tokens, more than max_length={max_length}; "
@@ -60,7 +62,9 @@ def split_request(context_enc: Sequence[int], continuation_enc: Sequence[int], m
         )
     full = (list(context_enc) + list(continuation_enc))[-(max_length + 1) :]
     n = len(continuation_enc)
-    return Request(prefix=tuple(full[: len(full) - n - 1]), tail=full[len(full) - n - 1 : -1], targets=full[-n:])
+    return Request(
+        prefix=tuple(full[: len(full) - n - 1]), tail=full[len(full) - n - 1 : -1], targets=full[-n:]
+    )
 
 
 def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:

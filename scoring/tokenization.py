@@ -42,7 +42,9 @@ def _prefix_token_id(tokenizer, prefix_token_id: int | None) -> int:
     return tokenizer.eos_token_id
 
 
-def _encode_lm_eval(tokenizer, text: str, add_bos_token: bool | None, prefix_token_id: int | None) -> list[int]:
+def _encode_lm_eval(
+    tokenizer, text: str, add_bos_token: bool | None, prefix_token_id: int | None
+) -> list[int]:
     # Mirrors HFLM.tok_encode(text) with add_special_tokens left unset.
     kwargs = {} if add_bos_token is None else {"add_special_tokens": add_bos_token}
     bos_text = tokenizer.decode(_prefix_token_id(tokenizer, prefix_token_id))

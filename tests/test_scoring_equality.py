@@ -149,7 +149,9 @@ def test_stock_batched_equals_fast(model_path, stock_results):
     """Also against stock at a batch size > 1 (right-padded stock batches)."""
     _, requests, _ = stock_results
     expected = stock(model_path, batch_size=5).loglikelihood(requests)
-    assert_same(expected, fast(model_path, batch_size=3, share_prefix=False).loglikelihood(requests), requests)
+    assert_same(
+        expected, fast(model_path, batch_size=3, share_prefix=False).loglikelihood(requests), requests
+    )
 
 
 def test_truncation_matches_stock(tiny_lm):
