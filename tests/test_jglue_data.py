@@ -7,10 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
+
 from jinstruct.harness_tasks.jglue import data as jglue_data
 from jinstruct.harness_tasks.jglue.data import JNLI, MARC_JA, JGLUEDataError, load_jglue, normalise_label
 from jinstruct.harness_tasks.jglue.metrics import balanced_acc, macro_f1, mcc
-from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 
 FIXTURE_JGLUE = Path(__file__).parent / "fixtures" / "JGLUE"
 ROW = {"sentence1": "犬が走っています。", "sentence2": "動物が動いています。", "label": "entailment"}

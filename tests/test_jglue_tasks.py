@@ -7,10 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
+from reference_jglue import JNLI_EN, TASKS, reference_contexts
+
 from jinstruct.harness_tasks import tasks_dir
 from jinstruct.harness_tasks.jglue.fewshot import replay_shots, stratified_counts
 from jinstruct.prompts import jglue_prompt
-from reference_jglue import JNLI_EN, TASKS, reference_contexts
 
 FIXTURE_JGLUE = Path(__file__).parent / "fixtures" / "JGLUE"
 

@@ -11,11 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from lm_eval.api.task import ConfigurableTask
+
 from jinstruct.harness_tasks.jglue.data import DATASETS, load_jglue
 from jinstruct.harness_tasks.jglue.fewshot import ReferenceReplaySampler
 from jinstruct.harness_tasks.jglue.metrics import register_with_lm_eval
 from jinstruct.prompts import FewShotPrompt, jglue_prompt
-from lm_eval.api.task import ConfigurableTask
 
 DOC_INDEX = "doc_index"  # position of a validation doc in dataset order, added at load time
 FEWSHOT_DRAWS = ("plain", "stratified")
