@@ -1,0 +1,135 @@
+"""How the examples of one optimizer step become micro batches, and how a micro batch becomes tensors.
+
+Modes (`batching` in the config):
+- "pack": first-fit-decreasing packing of the step's examples into rows of at most `seq_len` tokens.
+  Position ids restart at 0 for every example; transformers (masking_utils.find_packed_sequence_indices)
+  turns that into a block-diagonal causal mask for sdpa/eager, and flash-attention takes the varlen
+  path when the micro batch is flattened into one row. No example attends to another.
+- "group": one example per row, the step's examples sorted by length so rows of a micro batch are alike.
+- "pad": the paper's code: one example per row in shuffled order, dynamic padding (left, to 8).
+
+The loss is the sum of token losses over the whole optimizer step divided by the step's number of
+target tokens, so how examples are spread over rows, micro batches and processes changes nothing but
+speed. Every process gets the same number of micro batches (collectives must line up); a process with
+nothing left gets a one-token row that carries no loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IGNORE_INDEX = -100
+
+Row = list[int]  # example ids sharing one row
+MicroBatch = list[Row]
+
+
+def pack_rows(ids: np.ndarray, lengths: np.ndarray, capacity: int) -> list[Row]:
+    """First-fit decreasing bin packing; rows come out fullest first."""
+    order = sorted(ids.tolist(), key=lambda i: (-int(lengths[i]), i))
+    rows: list[Row] = []
+    free: list[int] = []
+    for i in order:
+        n = int(lengths[i])
+        for r, space in enumerate(free):
+            if n <= space:
+                rows[r].append(i)
+                free[r] -= n
+                break
+        else:
+            rows.append([i])
+            free.append(capacity - n)
+    fill = [capacity - f for f in free]
+    return [rows[r] for r in sorted(range(len(rows)), key=lambda r: (-fill[r], r))]
+
+
+def plan_step(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size: int, seq_len: int,
+              world_size: int) -> list[list[MicroBatch]]:
+    """Split one step's examples into `world_size` equally long lists of micro batches."""
+    if mode == "pack":
+        rows = pack_rows(ids, lengths, seq_len)
+    elif mode == "group":
+        rows = [[i] for i in sorted(ids.tolist(), key=lambda i: (-int(lengths[i]), i))]
+    elif mode == "pad":
+        rows = [[i] for i in ids.tolist()]
+    else:
+        raise ValueError(f"unknown batching mode {mode!r}")
+    per_process = -(-len(rows) // (world_size * micro_batch_size))
+    n_micro = per_process * world_size
+    # Contiguous, near-equal chunks keep rows of similar length together.
+    sizes = [len(rows) // n_micro + (1 if k < len(rows) % n_micro else 0) for k in range(n_micro)]
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(rows[start: start + size])
+        start += size
+    return [[chunks[m * world_size + rank] for m in range(per_process)] for rank in range(world_size)]
+
+
+@dataclass
+class Batch:
+    tensors: dict[str, torch.Tensor]
+    real_tokens: int  # non-padding positions
+    positions: int  # all positions, padding included
+    target_tokens: int  # positions that enter the loss
+
+
+def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of: int = 1,
+            padding_side: str = "right", flatten: bool = False) -> Batch:
+    """Tensors for one micro batch of `data` (a TokenizedSet).
+
+    Packed rows carry `position_ids` and no attention mask (transformers builds the block-diagonal
+    mask from the position ids); one-example rows carry a 2D padding mask. `flatten` puts the whole
+    micro batch in a single row (flash-attention varlen needs batch size 1).
+    """
+    rows_ids: list[np.ndarray] = []
+    rows_labels: list[np.ndarray] = []
+    rows_pos: list[np.ndarray] = []
+    for row in micro or [[]]:
+        ids_parts, label_parts, pos_parts = [], [], []
+        for i in row:
+            ids = data.example(i).astype(np.int64)
+            labels = ids.copy()
+            labels[: max(int(data.masked[i]), 1)] = IGNORE_INDEX  # first token: never a target
+            ids_parts.append(ids)
+            label_parts.append(labels)
+            pos_parts.append(np.arange(len(ids)))
+        if not ids_parts:  # a process with no work this step: one pad token, no loss
+            ids_parts, label_parts, pos_parts = [np.array([pad_id])], [np.array([IGNORE_INDEX])], [np.arange(1)]
+        rows_ids.append(np.concatenate(ids_parts))
+        rows_labels.append(np.concatenate(label_parts))
+        rows_pos.append(np.concatenate(pos_parts))
+    real = sum(len(r) for r in rows_ids) if micro else 0
+    if flatten:
+        rows_ids, rows_labels, rows_pos = [np.concatenate(rows_ids)], [np.concatenate(rows_labels)], [
+            np.concatenate(rows_pos)]
+    width = max(len(r) for r in rows_ids)
+    width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = np.full((len(rows_ids), width), pad_id, dtype=np.int64)
+    labels = np.full((len(rows_ids), width), IGNORE_INDEX, dtype=np.int64)
+    attention = np.zeros((len(rows_ids), width), dtype=np.int64)
+    position_ids = np.zeros((len(rows_ids), width), dtype=np.int64)
+    for r, (ids, lab, pos) in enumerate(zip(rows_ids, rows_labels, rows_pos)):
+        sl = slice(width - len(ids), width) if padding_side == "left" else slice(0, len(ids))
+        input_ids[r, sl], labels[r, sl], attention[r, sl], position_ids[r, sl] = ids, lab, 1, pos
+        if padding_side != "left" and len(ids) < width:
+            # Trailing padding becomes its own "sequence" (positions from 0), so packed-sequence
+            # detection never merges it with a real example; causality already hides it from them.
+            position_ids[r, len(ids):] = np.arange(width - len(ids))
+    tensors = {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels)}
+    if mode == "pack":
+        tensors["position_ids"] = torch.from_numpy(position_ids)
+    else:
+        tensors["attention_mask"] = torch.from_numpy(attention)
+    target = int((labels[:, 1:] != IGNORE_INDEX).sum())
+    return Batch(tensors, real_tokens=real, positions=input_ids.size, target_tokens=target)
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum (not mean) of next-token cross-entropy over the labelled positions, in fp32."""
+    shift_logits = logits[:, :-1, :].float().reshape(-1, logits.shape[-1])
+    shift_labels = labels[:, 1:].reshape(-1)
+    return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX,
+                                             reduction="sum")

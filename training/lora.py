@@ -1,0 +1,30 @@
+"""LoRA on a causal LM: which modules by architecture, and the PEFT wrapping."""
+
+from __future__ import annotations
+
+# The paper's choices (Table I); other architectures fall back to PEFT's own per-architecture table
+# (attention query/value projections), see default_target_modules.
+PAPER_TARGETS: dict[str, list[str]] = {
+    "gpt_neox": ["query_key_value"],
+    "llama": ["q_proj", "v_proj"],
+}
+
+
+def default_target_modules(model_type: str) -> list[str]:
+    if model_type in PAPER_TARGETS:
+        return list(PAPER_TARGETS[model_type])
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
+
+    if model_type in peft_defaults:
+        return list(peft_defaults[model_type])
+    raise ValueError(f"no default LoRA target modules for architecture {model_type!r}; "
+                     "pass --lora-target-modules NAME[,NAME...] (the attention projection layers' names)")
+
+
+def add_lora(model, config):
+    from peft import LoraConfig, get_peft_model
+
+    targets = config.lora_target_modules or default_target_modules(model.config.model_type)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora), targets
