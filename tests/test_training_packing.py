@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from jinstruct.training.batching import collate, pack_rows, plan_step, token_loss_sum
+from jinstruct.training.batching import collate, plan_step, token_loss_sum
 from jinstruct.training.data import TokenizedSet
 
 
@@ -82,13 +82,17 @@ def test_plan_covers_each_example_once_with_equal_micro_counts(mode, world):
 
 
 def test_packing_removes_most_padding():
+    """Table I's global batch of 128 examples of 20-300 tokens: the paper's padding vs packed rows."""
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 301, size=128)
-    rows = pack_rows(np.arange(128), lengths, 300)
-    fill = lengths.sum() / (len(rows) * 300)
-    assert fill > 0.95, fill
-    one_per_row = lengths.sum() / (len(lengths) * lengths.max())
-    assert one_per_row < 0.65
+    data = make_set(lengths.tolist(), masked=[0] * 128, vocab=50)
+    padded = {}
+    for mode, multiple in (("pack", 1), ("pad", 8)):
+        plan = plan_step(np.arange(128), lengths, mode, micro_batch_size=8, seq_len=300, world_size=1)
+        batches = [collate(m, data, 0, mode, multiple, "left" if mode == "pad" else "right") for m in plan[0]]
+        padded[mode] = 1 - sum(b.real_tokens for b in batches) / sum(b.positions for b in batches)
+        assert sum(b.real_tokens for b in batches) == lengths.sum()
+    assert padded["pack"] < 0.05 and padded["pad"] > 0.3, padded
 
 
 def test_empty_share_is_a_lossless_dummy_row():

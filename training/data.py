@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from jinstruct.prompts import instruction_prompt
 
 REQUIRED_FIELDS = ("instruction", "input", "output")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from jinstruct.training import checkpoint
 from jinstruct.training.batching import collate, plan_step, token_loss_sum
 from jinstruct.training.config import TrainConfig, config_from_args, deepspeed_config_path
@@ -60,12 +61,12 @@ def train(config: TrainConfig) -> Path:
     """Run the recipe; returns the output folder (a PEFT adapter once the run is complete)."""
     config.validate()
     output = Path(config.output)
-    own_process_group = _single_process_env(config)
+    _single_process_env(config)
     accelerator, ds_config = _make_accelerator(config)
     try:
         return _run(config, output, accelerator, ds_config)
     finally:
-        _release(accelerator, own_process_group)
+        _release(accelerator)
 
 
 def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None) -> Path:
@@ -393,7 +394,11 @@ def _make_accelerator(config: TrainConfig):
 
 
 def _single_process_env(config: TrainConfig) -> bool:
-    """DeepSpeed needs a process group even for one process; make one when not under a launcher."""
+    """DeepSpeed needs a process group even for one process; make one when not under a launcher.
+
+    The group then lives as long as the Python process (DeepSpeed caches it), so a later in-process
+    run (the demo, the tests) reuses it.
+    """
     if config.deepspeed is None or "LOCAL_RANK" in os.environ:
         return False
     with socket.socket() as s:
@@ -404,20 +409,15 @@ def _single_process_env(config: TrainConfig) -> bool:
     return True
 
 
-def _release(accelerator, own_process_group: bool) -> None:
-    """Leave the process reusable (the demo and tests call train() more than once)."""
+def _release(accelerator) -> None:
+    """Leave the process reusable: train() may be called again, with or without DeepSpeed."""
     from accelerate.state import AcceleratorState, GradientState
 
     if accelerator.trackers:
         accelerator.end_training()
     accelerator.free_memory()
-    if own_process_group:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                    "ACCELERATE_USE_DEEPSPEED"):
-            os.environ.pop(key, None)
-    AcceleratorState._reset_state(reset_partial_state=own_process_group)
+    os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by Accelerator(deepspeed_plugin=...)
+    AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
 
 
