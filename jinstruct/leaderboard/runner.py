@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from jinstruct.leaderboard.config import ModelSpec, RunConfig, Suite
 from jinstruct.leaderboard.lengths import adapter_train_seq_len, measure
-from jinstruct.leaderboard.store import Store, UnitKey, harness_version
+from jinstruct.leaderboard.store import Store, UnitKey, harness_version, task_slice
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,16 @@ def run(
         max_len = _model_max_length(lm)
         metadata = {**spec.lm_eval_args(), **cfg.metadata}
         tm = _task_manager(metadata, sorted({t for t, _ in todo}))
-        bar = tqdm(todo, desc=f"scoring {spec.name}", unit="run", file=sys.stderr)
-        for task, shots in bar:
-            bar.set_postfix_str(f"{task} {shots}-shot")
+        # One lm-eval call per shot count (tasks together), one saved file per task.
+        by_shots: dict[int, list[str]] = {}
+        for task, shots in todo:
+            by_shots.setdefault(shots, []).append(task)
+        bar = tqdm(total=len(todo), desc=f"scoring {spec.name}", unit="task", file=sys.stderr)
+        for shots, tasks in by_shots.items():
+            bar.set_postfix_str(f"{','.join(tasks)} {shots}-shot")
             res = lm_eval.simple_evaluate(
                 model=lm,
-                tasks=[task],
+                tasks=tasks,
                 num_fewshot=shots,
                 limit=cfg.limit,
                 bootstrap_iters=bootstrap_iters,
@@ -133,12 +137,17 @@ def run(
                 continue
             res.setdefault("config", {})["model_args"] = spec.model_args_string()
             res["config"]["model"] = backend
-            samples = (res.get("samples") or {}).get(task, [])
-            lengths = measure(samples, lm.tokenizer, max_len, train_seq_len) if samples else None
-            if lengths is not None:
-                lengths["train_seq_len_from"] = seq_src
-            store.save(keys[(task, shots)], res, lengths, spec.name, {"backend": backend, "prompt_version": spec.prompt_version})
-            report.scored.append(keys[(task, shots)])
+            for task in tasks:
+                part = task_slice(res, task)
+                samples = (part.get("samples") or {}).get(task, [])
+                lengths = measure(samples, lm.tokenizer, max_len, train_seq_len) if samples else None
+                if lengths is not None:
+                    lengths["train_seq_len_from"] = seq_src
+                extra = {"backend": backend, "prompt_version": spec.prompt_version}
+                store.save(keys[(task, shots)], part, lengths, spec.name, extra)
+                report.scored.append(keys[(task, shots)])
+                bar.update(1)
+        bar.close()
         del lm
         gc.collect()
     return report

@@ -161,6 +161,18 @@ def parse_model_args(model_args: Any) -> dict[str, Any]:
     return out
 
 
+def task_slice(data: dict[str, Any], task: str) -> dict[str, Any]:
+    """The part of a multi-task lm-eval results dict that concerns one task (samples included)."""
+    sub = {k: v for k, v in data.items() if k != "samples"}
+    sub["results"] = {task: data["results"][task]}
+    for section in ("configs", "versions", "higher_is_better", "n-samples", "n-shot", "samples"):
+        if isinstance(data.get(section), dict) and task in data[section]:
+            sub[section] = {task: data[section][task]}
+    sub.pop("group_subtasks", None)
+    sub.pop("groups", None)
+    return sub
+
+
 def gather(paths: list[str | Path], store: Store) -> list[Path]:
     """Copy existing lm-eval result JSONs (from `lm_eval --output_path`, or our own raw files) into the
     store, one file per task, keyed like a fresh run. Returns the files written."""
@@ -196,12 +208,7 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
         for task in data["results"]:
             if task not in n_shot:
                 continue  # a group's aggregate row, not a task
-            sub = dict(data)
-            sub["results"] = {task: data["results"][task]}
-            sub["n-shot"] = {task: n_shot[task]}
-            for section in ("configs", "versions", "higher_is_better", "n-samples"):
-                if isinstance(data.get(section), dict) and task in data[section]:
-                    sub[section] = {task: data[section][task]}
+            sub = task_slice(data, task)
             key = UnitKey(str(model), adapter, task, int(n_shot[task]), harness, int(limit) if limit else None)
             written.append(store.save(key, sub, None, None, {"gathered_from": str(f)}))
     return written
