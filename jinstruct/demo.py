@@ -44,7 +44,7 @@ class DemoConfig:
     num_layers: int = 4
     num_heads: int = 4
     max_positions: int = 1024
-    pretrain_steps: int = 80
+    pretrain_steps: int = 150
     pretrain_block: int = 128
     pretrain_batch: int = 16
     pretrain_lr: float = 3e-3
@@ -64,7 +64,7 @@ class DemoConfig:
             "val_size": 32,
             "global_batch_size": 16,
             "micro_batch_size": 16,
-            "max_steps": 60,
+            "max_steps": 120,
             "lr": 2e-3,
             "warmup_steps": 10,
             "lora_r": 16,
@@ -73,8 +73,8 @@ class DemoConfig:
             "lora_target_modules": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
             "deepspeed": "zero2",
             "precision": "fp32",
-            "eval_every": 30,
-            "save_every": 30,
+            "eval_every": 40,
+            "save_every": 60,
             "keep_checkpoints": 1,
             "seed": 42,
         }
