@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jinstruct.harness_tasks.vqa.counting import (
     ModelTokenizer,
     OverLengthError,

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from jinstruct.harness_tasks.vqa import data as vqa_data
 from jinstruct.harness_tasks.vqa.data import VqaDataError, load_pairs, resolve_source, subsample
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import fugashi
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from jinstruct.harness_tasks import tasks_dir
 from jinstruct.prompts import vqa_prompt
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vqa" / "question_answers.json"
 METRICS = ("ppl_paper", "ppl_token", "ppl_char", "bits_per_byte", "ppl_word")
@@ -96,7 +97,7 @@ def test_cli_run_on_the_zip_matches_hand_computation(tiny_lm, tmp_path):
         assert res[f"{metric},none"] == pytest.approx(want[metric], rel=1e-4), metric
     assert res["ppl_paper,none"] != pytest.approx(res["ppl_token,none"], rel=1e-6)  # macro != micro
     assert res["n_over_length,none"] == 0 and res["n_paper_inexact,none"] == 0
-    assert "masked by len(tokenize(prompt))" in res["counting,none"]
+    assert "masked by len(tok(prompt))" in res["counting,none"]
     assert str(tiny_lm) in res["counting,none"] and "EOS" in res["counting,none"]
     assert (
         "question_answers.json.zip" in res["data,none"]
@@ -111,10 +112,14 @@ def test_cli_run_on_the_zip_matches_hand_computation(tiny_lm, tmp_path):
         assert float(b) - float(a) == pytest.approx(nll, rel=1e-4)
 
 
-def test_english_prompt_with_bos_and_truncation(tiny_lm, one_thread):
-    """In process, as the Python API: BOS added, a max_length that forces left-truncation."""
+@pytest.mark.parametrize("backend", ["hf", "hf-fast"])
+def test_english_prompt_with_bos_and_truncation(tiny_lm, one_thread, backend):
+    """In process, as the Python API: BOS added, a max_length that forces left-truncation; under the
+    stock HF model and under jinstruct's hf-fast backend."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
+
+    import jinstruct.scoring.hf_fast  # noqa: F401  (registers hf-fast)
 
     tok = AutoTokenizer.from_pretrained(tiny_lm, add_bos_token=True)
     pairs = _pairs()
@@ -138,7 +143,7 @@ def test_english_prompt_with_bos_and_truncation(tiny_lm, one_thread):
         metadata=model_args | {"vqa_path": str(FIXTURE)},
     )
     out = simple_evaluate(
-        model="hf", model_args=model_args, tasks=["vqa_ppl_en"], task_manager=manager,
+        model=backend, model_args=model_args, tasks=["vqa_ppl_en"], task_manager=manager,
         device="cpu", batch_size=1, log_samples=True, bootstrap_iters=0,
     )  # fmt: skip
     res = out["results"]["vqa_ppl_en"]

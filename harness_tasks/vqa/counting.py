@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 OVERLENGTH_POLICIES = ("truncate", "skip", "error")
@@ -48,7 +48,10 @@ class ModelTokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
-        return self.tokenizer(list(texts), **self.encode_kwargs())["input_ids"]
+        out = self.tokenizer(
+            list(texts), return_attention_mask=False, return_token_type_ids=False, **self.encode_kwargs()
+        )
+        return out["input_ids"]
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
@@ -143,9 +146,12 @@ def _is_prefix(short: Sequence[int], long: Sequence[int]) -> bool:
     return len(short) <= len(long) and list(long[: len(short)]) == list(short)
 
 
-def _cut(prompt: str, p_ids: list[int], w_ids: list[int], mt: ModelTokenizer) -> tuple[str, bool]:
-    """The request context: the longest whitespace-free prefix of the prompt whose tokens prefix P."""
-    boundary_ok = _is_prefix(p_ids, w_ids)
+def _prompt_split(prompt: str, p_ids: list[int], mt: ModelTokenizer) -> tuple[str, bool]:
+    """The request context: the longest whitespace-free prefix of the prompt whose tokens prefix P.
+
+    Normally the prompt minus its final newline. Returns (context, found); when no cut point keeps
+    tok(context) a strict prefix of P, the prompt's rstrip is used and the example is inexact.
+    """
     stripped = prompt.rstrip()
     candidates = [stripped]
     j = len(stripped) - 1
@@ -156,8 +162,34 @@ def _cut(prompt: str, p_ids: list[int], w_ids: list[int], mt: ModelTokenizer) ->
     for cand in candidates:
         c_ids = mt.encode(cand)
         if len(c_ids) < len(p_ids) and _is_prefix(c_ids, p_ids):
-            return cand, boundary_ok
+            return cand, True
     return stripped, False
+
+
+class _PromptCache:
+    """P = tok(prompt) and the request context per distinct prompt (questions repeat a lot)."""
+
+    def __init__(self, mt: ModelTokenizer, max_entries: int = 200_000):
+        self.mt, self.max_entries = mt, max_entries
+        self.entries: dict[str, tuple[tuple[int, ...], str, bool]] = {}
+
+    def fill(self, prompts: Sequence[str]) -> None:
+        new = [p for p in dict.fromkeys(prompts) if p not in self.entries]
+        if len(self.entries) + len(new) > self.max_entries:
+            self.entries.clear()  # bound memory; a miss only costs a re-encode
+        p_all = self.mt.encode_batch(new)
+        c_all = self.mt.encode_batch([p.rstrip() for p in new])
+        for prompt, p_ids, c_ids in zip(new, p_all, c_all):
+            if len(c_ids) < len(p_ids) and _is_prefix(c_ids, p_ids):
+                context, found = prompt.rstrip(), True
+            else:
+                context, found = _prompt_split(prompt, p_ids, self.mt)
+            self.entries[prompt] = (tuple(p_ids), context, found)
+
+    def get(self, prompt: str) -> tuple[tuple[int, ...], str, bool]:
+        if prompt not in self.entries:
+            self.fill([prompt])
+        return self.entries[prompt]
 
 
 def plan_requests(
@@ -166,60 +198,69 @@ def plan_requests(
     mt: ModelTokenizer,
     policy: str = "truncate",
     rows: Sequence[int] | None = None,
+    chunk_size: int = 8192,
 ) -> list[RequestPlan | None]:
     """A plan per example; `None` for an over-length example under policy "skip".
 
     Over-length means lm-eval would have to truncate: the model input W[:-1] is longer than
     `mt.max_length`. "truncate" drops characters from the start of the prompt until it fits (never
     the answer), "skip" leaves the example out (counted by the caller), "error" raises.
+    Works through the data in chunks so that token ids never pile up in memory.
     """
+    from tqdm.auto import tqdm
+
     if policy not in OVERLENGTH_POLICIES:
         raise ValueError(f"vqa_overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}.")
     rows = list(range(len(prompts))) if rows is None else rows
     eos = mt.eos_token
-    targets = [a + eos for a in answers]
-    p_all = mt.encode_batch(prompts)
-    w_all = mt.encode_batch([p + t for p, t in zip(prompts, targets)])
-    c_all = mt.encode_batch([p.rstrip() for p in prompts])
+    cache = _PromptCache(mt)
     plans: list[RequestPlan | None] = []
-    for k, (prompt, target, p_ids, w_ids, c_ids) in enumerate(zip(prompts, targets, p_all, w_all, c_all)):
-        if not w_ids or w_ids[-1] != mt.eos_token_id:
-            raise ValueError(
-                f"tokenizer {mt.name} does not encode the EOS string {eos!r} as eos_token_id "
-                f"{mt.eos_token_id} at the end of row {rows[k]}; vqa_ppl cannot score EOS as the paper."
-            )
-        truncated = False
-        if len(w_ids) - 1 > mt.max_length:
-            if policy == "skip":
-                plans.append(None)
-                continue
-            if policy == "error":
-                raise OverLengthError(
-                    f"row {rows[k]}: prompt+answer+EOS is {len(w_ids)} tokens, over the maximum length "
-                    f'{mt.max_length} (+1). Fix: --metadata \'{{"vqa_overlength": "truncate"}}\' (left-'
-                    f'truncate the prompt) or "skip", or a larger max_length.'
-                )
-            prompt, p_ids, w_ids = _left_truncate(prompt, target, mt, rows[k])
-            c_ids = mt.encode(prompt.rstrip())
-            truncated = True
-        if len(c_ids) < len(p_ids) and _is_prefix(c_ids, p_ids):
-            context, exact = prompt.rstrip(), _is_prefix(p_ids, w_ids)
-        else:
-            context, exact = _cut(prompt, p_ids, w_ids, mt)
-        plans.append(
-            RequestPlan(
-                context=context,
-                rest=prompt[len(context) :],
-                target=target,
-                n_tokens=len(w_ids) - len(p_ids),
-                truncated=truncated,
-                exact=exact,
-            )
-        )
+    bar = tqdm(total=len(prompts), desc="vqa_ppl: tokenizing", unit="pair", disable=len(prompts) < 50_000)
+    for start in range(0, len(prompts), chunk_size):
+        chunk_prompts = prompts[start : start + chunk_size]
+        targets = [a + eos for a in answers[start : start + chunk_size]]
+        cache.fill(chunk_prompts)
+        w_all = mt.encode_batch([p + t for p, t in zip(chunk_prompts, targets)])
+        for k, (prompt, target, w_ids) in enumerate(zip(chunk_prompts, targets, w_all)):
+            row = rows[start + k]
+            plans.append(_plan_one(prompt, target, w_ids, cache, mt, policy, row))
+        bar.update(len(chunk_prompts))
+    bar.close()
     return plans
 
 
-def _left_truncate(prompt: str, target: str, mt: ModelTokenizer, row: int) -> tuple[str, list, list]:
+def _plan_one(
+    prompt: str, target: str, w_ids: list[int], cache: _PromptCache, mt: ModelTokenizer, policy: str, row: int
+) -> RequestPlan | None:
+    if not w_ids or w_ids[-1] != mt.eos_token_id:
+        raise ValueError(
+            f"tokenizer {mt.name} does not encode the EOS string {mt.eos_token!r} as eos_token_id "
+            f"{mt.eos_token_id} at the end of row {row}; vqa_ppl cannot score EOS as the paper."
+        )
+    truncated = False
+    if len(w_ids) - 1 > mt.max_length:
+        if policy == "skip":
+            return None
+        if policy == "error":
+            raise OverLengthError(
+                f"row {row}: prompt+answer+EOS is {len(w_ids)} tokens, over the maximum length "
+                f'{mt.max_length} (+1). Fix: --metadata \'{{"vqa_overlength": "truncate"}}\' (left-'
+                f'truncate the prompt) or "skip", or a larger max_length.'
+            )
+        prompt, w_ids = _left_truncate(prompt, target, mt, row)
+        truncated = True
+    p_ids, context, found = cache.get(prompt)
+    return RequestPlan(
+        context=context,
+        rest=prompt[len(context) :],
+        target=target,
+        n_tokens=len(w_ids) - len(p_ids),
+        truncated=truncated,
+        exact=found and _is_prefix(p_ids, w_ids),
+    )
+
+
+def _left_truncate(prompt: str, target: str, mt: ModelTokenizer, row: int) -> tuple[str, list[int]]:
     """Drop the fewest leading prompt characters so that the model input fits; never the answer."""
     limit = len(prompt.rstrip()) - 1  # keep at least one visible character as the request context
 
@@ -241,7 +282,7 @@ def _left_truncate(prompt: str, target: str, mt: ModelTokenizer, row: int) -> tu
     while not fits(lo):
         lo += 1
     kept = prompt[lo:]
-    return kept, mt.encode(kept), mt.encode(kept + target)
+    return kept, mt.encode(kept + target)
 
 
 @cache
@@ -251,6 +292,7 @@ def _tagger():
     return fugashi.Tagger()  # finds unidic-lite
 
 
+@lru_cache(maxsize=1 << 18)
 def count_words(text: str) -> int:
     """MeCab words (fugashi + unidic-lite); punctuation counts as a word, whitespace does not."""
     return len(_tagger()(text)) if text else 0

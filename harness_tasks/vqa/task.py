@@ -39,11 +39,10 @@ class RunInfo:
 
     def counting(self) -> str:
         return (
-            f"tokens: {self.tokenizer} (add_bos_token={self.add_bos_token}), encoded as lm-eval's HF "
-            f"model does; scored text = answer + EOS ({self.eos_token!r}); prompt masked by "
-            f"len(tokenize(prompt)) as the paper; every figure includes the EOS NLL; token counts "
-            f"include EOS; char/byte/word counts are of the answer text only (python chars, UTF-8 bytes, "
-            f"fugashi+unidic-lite words); over-length (input > {self.max_length}): {self.overlength_policy}"
+            f"tokenizer={self.tokenizer} add_bos_token={self.add_bos_token}; tokens as lm-eval's HF model "
+            f"encodes, prompt masked by len(tok(prompt)) as the paper; scored text answer+EOS "
+            f"({self.eos_token}), EOS NLL in every figure; units: tokens incl. EOS, answer chars, UTF-8 "
+            f"bytes, fugashi+unidic-lite words; over-length (input > {self.max_length}): {self.overlength_policy}"
         )
 
     def data(self) -> str:
