@@ -73,11 +73,15 @@ def _cell(record: Record | None, col: Column, task: str) -> Cell:
         return Cell(task=task)
     se = record.stderr.get(col.metric)
     lengths = record.lengths or {}
+    over_max = lengths.get("over_model_max")
+    if over_max is None and "n_over_length" in record.metrics:
+        # vqa_ppl counts over-length examples itself, so gathered results without samples keep their `†`.
+        over_max = int(record.metrics["n_over_length"])
     return Cell(
         value=record.metrics[col.metric] * col.scale,
         stderr=se * col.scale if se is not None and math.isfinite(se) else None,
         over_train=lengths.get("over_train_seq_len"),
-        over_max=lengths.get("over_model_max"),
+        over_max=over_max,
         n=lengths.get("n"),
         task=task,
     )
