@@ -109,6 +109,18 @@ def test_download_from_a_file_url_with_hf_cache_env(tmp_path, monkeypatch):
     assert got.path.read_bytes() == src.read_bytes()
 
 
+def test_unreachable_source_says_how_to_point_at_a_local_copy(tmp_path, monkeypatch):
+    import urllib.error
+
+    def fetch(url):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(vqa_data, "fetch", fetch)
+    with pytest.raises(VqaDataError, match=r"could not download .*no route to host.*vqa_path.*JA_VG_VQA"):
+        resolve_source(None, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache" / "jinstruct_ja_vg_vqa").iterdir()) == []
+
+
 @pytest.mark.parametrize("damage", ["truncated", "corrupt", "sha256"])
 def test_bad_download_leaves_nothing_cached(tmp_path, monkeypatch, damage):
     body = _zip_of_fixture(tmp_path / "src.zip").read_bytes()

@@ -9,10 +9,12 @@ place, so an interrupted or damaged download never becomes a cache entry that is
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import random
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -110,18 +112,21 @@ def download(url: str, dest: Path, expected_sha256: str | None = None) -> Path:
     try:
         h = hashlib.sha256()
         received = 0
-        with os.fdopen(fd, "wb") as out:
-            stream, expected = fetch(url)
-            with stream, tqdm(total=expected, unit="B", unit_scale=True, desc="ja-vg-vqa") as bar:
-                while chunk := stream.read(_CHUNK):
-                    out.write(chunk)
-                    h.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
         fix = (
             "Nothing was cached; rerun to retry, or download the file yourself and pass "
-            '--metadata \'{"vqa_path": "/path/to/question_answers.json.zip"}\'.'
+            '--metadata \'{"vqa_path": "/path/to/question_answers.json.zip"}\' (or set JA_VG_VQA).'
         )
+        with os.fdopen(fd, "wb") as out:
+            try:
+                stream, expected = fetch(url)
+                with stream, tqdm(total=expected, unit="B", unit_scale=True, desc="ja-vg-vqa") as bar:
+                    while chunk := stream.read(_CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                raise VqaDataError(f"could not download {url} ({e}). {fix}") from e
         if expected is not None and received != expected:
             raise VqaDataError(f"download of {url} truncated: got {received} of {expected} bytes. {fix}")
         try:
