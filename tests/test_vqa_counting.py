@@ -93,6 +93,12 @@ def test_boundary_merge_is_flagged_not_hidden():
     assert not plan.exact
 
 
+def test_reference_pair_encoding_is_flagged(tiny_lm):
+    mt = load_model_tokenizer({"pretrained": str(tiny_lm), "tokenization": "reference"})
+    (plan,) = plan_requests([vqa_prompt("猫は何色ですか？")], ["白"], mt)
+    assert mt.pair_encoding == "reference" and not plan.exact
+
+
 def _short_mt(tiny_lm, max_length: int) -> ModelTokenizer:
     return load_model_tokenizer({"pretrained": str(tiny_lm), "max_length": max_length})
 

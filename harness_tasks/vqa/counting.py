@@ -40,6 +40,9 @@ class ModelTokenizer:
     name: str
     add_bos_token: bool | None
     max_length: int
+    # hf-fast's `tokenization` model arg: "lm_eval" (lm-eval's pair encoding, modelled here) or
+    # "reference" (context and continuation encoded apart), under which A - B cannot be exact.
+    pair_encoding: str = "lm_eval"
 
     def encode_kwargs(self) -> dict[str, bool]:
         # HFLM.tok_encode: add_special_tokens follows add_bos_token when set, else the tokenizer default.
@@ -97,7 +100,8 @@ def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
         )
     if tokenizer.eos_token is None:
         raise ValueError(f"tokenizer {name} has no EOS token; vqa_ppl scores answer + EOS as the paper.")
-    return ModelTokenizer(tokenizer, name, add_bos, int(max_length))
+    pair_encoding = str(metadata.get("tokenization") or "lm_eval")
+    return ModelTokenizer(tokenizer, name, add_bos, int(max_length), pair_encoding)
 
 
 @cache
@@ -256,7 +260,7 @@ def _plan_one(
         target=target,
         n_tokens=len(w_ids) - len(p_ids),
         truncated=truncated,
-        exact=found and _is_prefix(p_ids, w_ids),
+        exact=found and _is_prefix(p_ids, w_ids) and mt.pair_encoding == "lm_eval",
     )
 
 

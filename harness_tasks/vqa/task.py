@@ -33,6 +33,7 @@ class RunInfo:
     n_skipped: int  # over-length pairs left out (policy "skip")
     overlength_policy: str
     tokenizer: str
+    pair_encoding: str
     add_bos_token: bool | None
     max_length: int
     eos_token: str
@@ -40,7 +41,7 @@ class RunInfo:
     def counting(self) -> str:
         return (
             f"tokenizer={self.tokenizer} add_bos_token={self.add_bos_token}; tokens as lm-eval's HF model "
-            f"encodes, prompt masked by len(tok(prompt)) as the paper; scored text answer+EOS "
+            f"encodes (backend pair encoding: {self.pair_encoding}), prompt masked by len(tok(prompt)) as the paper; scored text answer+EOS "
             f"({self.eos_token}), EOS NLL in every figure; units: tokens incl. EOS, answer chars, UTF-8 "
             f"bytes, fugashi+unidic-lite words; over-length (input > {self.max_length}): {self.overlength_policy}"
         )
@@ -112,6 +113,7 @@ def build_dataset(language: str, **metadata: Any):
         n_skipped=n_skipped,
         overlength_policy=policy,
         tokenizer=mt.name,
+        pair_encoding=mt.pair_encoding,
         add_bos_token=mt.add_bos_token,
         max_length=mt.max_length,
         eos_token=mt.eos_token,
