@@ -11,6 +11,8 @@ Extra model args (besides all of HFLM's):
 - `tokenization=lm_eval|reference`: lm-eval 0.4's pair encoding (default) or the reference harness's
   (see `jinstruct.scoring.tokenization`).
 - `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
+- `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
+  choices of a context into one row where the attention takes a custom mask, else uses the cache.
 - `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
 `batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
 """
@@ -25,7 +27,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from .kv_scoring import SharedContextScorer, unsupported_reason
+from .kv_scoring import LAYOUTS, SharedContextScorer, unsupported_reason
 from .plan import batches, minimum_tokens, plan_groups, split_request
 from .tokenization import check_mode, encode_pair
 
@@ -74,6 +76,7 @@ class HFFastLM(HFLM):
         share_prefix: bool = True,
         min_shared_prefix: int = 16,
         fast: bool = True,
+        layout: str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(pretrained, **kwargs)
@@ -83,6 +86,9 @@ class HFFastLM(HFLM):
         if self.min_shared_prefix < 1:
             raise ValueError(f"hf-fast: min_shared_prefix={min_shared_prefix} must be at least 1")
         self.fast = _as_bool(fast, "fast")
+        if layout not in LAYOUTS:
+            raise ValueError(f"hf-fast: layout={layout!r} is not known; use one of {', '.join(LAYOUTS)}")
+        self.layout = layout
         self.scoring_stats = ScoringStats()
         self._scorer: SharedContextScorer | None = None
         self._fallback_reason: str | None = None
@@ -126,6 +132,7 @@ class HFFastLM(HFLM):
                     else 0,
                     softmax_dtype=self.softmax_dtype,
                     autocast_dtype=self.mixed_precision_dtype,
+                    layout=self.layout,
                 )
         if self._fallback_reason is not None and not self._fallback_said:
             eval_logger.warning(

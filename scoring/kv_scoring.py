@@ -1,15 +1,22 @@
-"""Scoring continuations from a shared context's key/value cache.
+"""Scoring continuations from a shared context, in one of two layouts.
 
-Row layout of one batch (B distinct contexts, N >= B requests):
+"packed" (default where the attention takes a custom mask: sdpa, eager), one forward pass per batch,
+one row per distinct context:
 
-    prefix pass (B rows):  [header (cached, shared)][left pads][rest of the prefix]
-    tail pass   (N rows):  cache rows picked per request, then [tail][right pads]
+    [left pads][rest of the prefix][tail 1][tail 2]...[tail k][right pads]
+
+with a 4D mask under which the prefix is causal and each tail sees the prefix and itself only; each
+tail token gets the position it has in its own unpadded sequence. Nothing is copied per choice.
+
+"cache" (any attention, and whenever a row would not fit a sliding window): the prefixes run first
+(B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per request
+and the tails run on it, right-padded.
 
 Left padding keeps every real token of a row at one constant index offset, so causal, padding and
-sliding-window masks see the same token distances as an unpadded run; explicit position ids give
-each token its unpadded position. The output head runs on the tail positions only (the prefix pass
-asks for one position through `logits_to_keep`), which is where the time goes for models with a
-large vocabulary.
+sliding-window masks see the same token distances as an unpadded run; explicit position ids give each
+token its unpadded position. A header common to a group of prefixes is run once and its cache reused
+by every batch of the group. The output head runs on the tail positions only (`logits_to_keep`),
+which is where the time goes for models with a large vocabulary.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import torch.nn.functional as F
 from .plan import Context, Request
 
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
+# Attention implementations that apply a caller's 4D mask as given (bool for sdpa, additive for eager).
+_CUSTOM_MASK_ATTENTION = {"sdpa", "eager"}
+LAYOUTS = ("auto", "packed", "cache")
 
 
 @dataclass
@@ -123,7 +133,10 @@ class SharedContextScorer:
         pad_token_id: int,
         softmax_dtype: torch.dtype | None = None,
         autocast_dtype: torch.dtype | None = None,
+        layout: str = "auto",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"hf-fast: layout={layout!r}; use one of {', '.join(LAYOUTS)}")
         self.model = model
         self.device = device
         self.pad_token_id = int(pad_token_id)
@@ -135,6 +148,15 @@ class SharedContextScorer:
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.keeps_logits = "logits_to_keep" in params
         self.window = sliding_window_of(self.config)
+        attention = getattr(self.config, "_attn_implementation", None)
+        if layout == "packed" and attention not in _CUSTOM_MASK_ATTENTION:
+            raise ValueError(
+                f"hf-fast: layout=packed needs sdpa or eager attention, this model uses {attention!r}; "
+                "use layout=auto or layout=cache"
+            )
+        self.layout = layout
+        self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION
+        self.eager_mask = attention == "eager"
         self.stats = PassStats()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -148,16 +170,17 @@ class SharedContextScorer:
 
         return DynamicCache(config=self.config)
 
-    def _forward(self, input_ids, attention_mask, position_ids, cache, keep_last_only: bool):
+    def _forward(self, input_ids, attention_mask, position_ids, cache, keep: int = 0):
+        """Logits of the last `keep` positions (all when 0 or when the model cannot slice them)."""
         kwargs = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "position_ids": position_ids,
             self.cache_kw: cache,
-            "use_cache": True,
+            "use_cache": cache is not None,
         }
-        if keep_last_only and self.keeps_logits:
-            kwargs["logits_to_keep"] = 1
+        if keep and self.keeps_logits:
+            kwargs["logits_to_keep"] = keep
         with torch.no_grad(), self._autocast():
             return self.model(**kwargs).logits
 
@@ -168,7 +191,7 @@ class SharedContextScorer:
         ids = torch.tensor([list(header)], dtype=torch.long, device=self.device)
         positions = torch.arange(len(header), device=self.device).unsqueeze(0)
         mask = torch.ones_like(ids)
-        self._forward(ids, mask, positions, cache, keep_last_only=True)
+        self._forward(ids, mask, positions, cache, keep=1)
         self.stats.add(len(header), len(header), 1 if self.keeps_logits else len(header))
         return cache
 
@@ -180,16 +203,100 @@ class SharedContextScorer:
         header_cache=None,
     ) -> Iterator[tuple[int, float, bool]]:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
+        if self.packs:
+            rest_len = max(len(c.prefix) for c in contexts) - header_len
+            tails_len = max(sum(len(requests[r].tail) for r in c.rows) for c in contexts)
+            if self.window is None or header_len + rest_len + tails_len <= self.window:
+                return self._score_packed(contexts, requests, header_len, header_cache)
+            if self.layout == "packed":
+                raise ValueError(
+                    f"hf-fast: a packed row of {header_len + rest_len + tails_len} tokens exceeds the sliding "
+                    f"window ({self.window}); use layout=auto"
+                )
+        return self._score_cached(contexts, requests, header_len, header_cache)
+
+    def _header_copy(self, header_cache, rows: int):
+        cache = copy.deepcopy(header_cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+    def _score_packed(
+        self, contexts, requests, header_len, header_cache
+    ) -> Iterator[tuple[int, float, bool]]:
+        dev = self.device
+        n_ctx = len(contexts)
+        rests = [c.prefix[header_len:] for c in contexts]
+        rest_len = max(len(r) for r in rests)
+        tails_len = max(sum(len(requests[r].tail) for r in c.rows) for c in contexts)
+        width = rest_len + tails_len
+
+        ids = torch.full((n_ctx, width), self.pad_token_id, dtype=torch.long)
+        positions = torch.zeros((n_ctx, width), dtype=torch.long)
+        segment = torch.full((n_ctx, width), -2, dtype=torch.long)  # -2 pad, -1 prefix, k >= 0 tail k
+        targets = torch.zeros((n_ctx, tails_len), dtype=torch.long)
+        owner = torch.full((n_ctx, tails_len), -1, dtype=torch.long)  # which request a tail position scores
+        row_req: list[int] = []
+        for i, (ctx, rest) in enumerate(zip(contexts, rests)):
+            start = rest_len - len(rest)
+            if rest:
+                ids[i, start:rest_len] = torch.tensor(rest)
+                positions[i, start:rest_len] = torch.arange(header_len, header_len + len(rest))
+                segment[i, start:rest_len] = -1
+            ctx_len, offset = header_len + len(rest), rest_len
+            for k, r in enumerate(ctx.rows):
+                tail, n = requests[r].tail, len(requests[r].tail)
+                ids[i, offset : offset + n] = torch.tensor(tail)
+                positions[i, offset : offset + n] = torch.arange(ctx_len, ctx_len + n)
+                segment[i, offset : offset + n] = k
+                targets[i, offset - rest_len : offset - rest_len + n] = torch.tensor(requests[r].targets)
+                owner[i, offset - rest_len : offset - rest_len + n] = len(row_req)
+                row_req.append(r)
+                offset += n
+
+        # Key j is visible to query q when j <= q and j is prefix or in q's own tail; a pad query sees
+        # only itself (a row with nothing visible would turn into NaNs that reach real tokens).
+        idx = torch.arange(width)
+        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+        visible = (
+            (idx[None, :, None] >= idx[None, None, :]) & ((seg_k == -1) | (seg_k == seg_q)) & (seg_k != -2)
+        )
+        visible |= torch.eye(width, dtype=torch.bool)[None] & (seg_q == -2)
+        header_visible = (segment != -2)[:, :, None].expand(n_ctx, width, header_len)
+        mask = torch.cat([header_visible, visible], dim=2)[:, None].to(dev)
+        if self.eager_mask:
+            dtype = next(self.model.parameters()).dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill(~mask, torch.finfo(dtype).min)
+
+        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
+        logits = self._forward(ids.to(dev), mask, positions.to(dev), cache, keep=tails_len)
+        logits = logits[:, -tails_len:]
+        n_tokens = sum(len(r) for r in rests) + sum(len(requests[r].tail) for r in row_req)
+        self.stats.add(n_tokens, ids.numel(), logits.shape[0] * logits.shape[1])
+
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        targets, owner = targets.to(dev), owner.to(dev)
+        picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
+        valid = owner >= 0
+        who = owner[valid]
+        ll = torch.zeros(len(row_req), dtype=picked.dtype, device=dev).index_add_(0, who, picked[valid])
+        misses = (logprobs.argmax(dim=-1) != targets)[valid].to(torch.long)
+        wrong = torch.zeros(len(row_req), dtype=torch.long, device=dev).index_add_(0, who, misses)
+        for j, r in enumerate(row_req):
+            yield r, float(ll[j]), bool(wrong[j] == 0)
+
+    def _score_cached(
+        self,
+        contexts: Sequence[Context],
+        requests: Sequence[Request],
+        header_len: int = 0,
+        header_cache=None,
+    ) -> Iterator[tuple[int, float, bool]]:
         dev = self.device
         n_ctx = len(contexts)
         rests = [c.prefix[header_len:] for c in contexts]
         rest_len = max(len(r) for r in rests)
 
-        if header_cache is not None:
-            cache = copy.deepcopy(header_cache)
-            cache.batch_repeat_interleave(n_ctx)
-        else:
-            cache = self._new_cache()
+        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else self._new_cache()
         prefix_mask = torch.zeros((n_ctx, header_len + rest_len), dtype=torch.long, device=dev)
         prefix_mask[:, :header_len] = 1
         if rest_len > 0:
@@ -202,7 +309,7 @@ class SharedContextScorer:
                         header_len, header_len + len(rest), device=dev
                     )
                     prefix_mask[i, header_len + rest_len - len(rest) :] = 1
-            self._forward(ids, prefix_mask, positions, cache, keep_last_only=True)
+            self._forward(ids, prefix_mask, positions, cache, keep=1)
             self.stats.add(
                 sum(len(r) for r in rests), ids.numel(), n_ctx if self.keeps_logits else ids.numel()
             )
@@ -229,7 +336,7 @@ class SharedContextScorer:
             start = ctx_lengths[row_ctx[j]]
             positions[j] = torch.arange(start, start + tail_len, device=dev)
         mask = torch.cat([prefix_mask[select], tail_mask], dim=1)
-        logits = self._forward(ids, mask, positions, cache, keep_last_only=False)
+        logits = self._forward(ids, mask, positions, cache)
         self.stats.add(sum(len(t) for t in tails), ids.numel(), ids.numel())
 
         logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)

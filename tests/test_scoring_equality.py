@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from jinstruct.prompts import jglue_prompt
-from jinstruct.scoring import HFFastLM  # importing registers hf-fast
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
+
+from jinstruct.prompts import jglue_prompt
+from jinstruct.scoring import HFFastLM  # importing registers hf-fast
 
 TOL = 1e-4
 

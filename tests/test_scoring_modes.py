@@ -1,0 +1,186 @@
+"""hf-fast beyond the default path: reference tokenization, layouts, PEFT, sliding windows, fallback,
+and the parent's rolling loglikelihood and generation passing through untouched."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.api.registry import get_model
+from test_scoring_equality import TOL, all_requests, assert_same, fast, jnli_requests, marc_requests, stock
+
+from jinstruct.scoring import HFFastLM, continuation_token_count, encode_pair
+
+
+def test_registered_under_hf_fast():
+    assert get_model("hf-fast") is HFFastLM
+
+
+# -- tokenization ----------------------------------------------------------------------------------------
+def independent_reference_scores(path, requests, max_length: int) -> list[tuple[float, bool]]:
+    """The reference harness's hf-causal scoring written out directly: separate encodings without
+    special tokens, an empty context as [eos], left truncation to max_length + 1, one pass each."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    out = []
+    for context, continuation in (r.args for r in requests):
+        ctx = [tok.eos_token_id] if context == "" else tok(context, add_special_tokens=False)["input_ids"]
+        cont = tok(continuation, add_special_tokens=False)["input_ids"]
+        whole = (ctx + cont)[-(max_length + 1) :]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([whole[:-1]])).logits[0], dim=-1)
+        scored = logprobs[-len(cont) :]
+        target = torch.tensor(cont)
+        ll = scored.gather(1, target[:, None]).sum().item()
+        out.append((ll, bool((scored.argmax(-1) == target).all())))
+    return out
+
+
+@pytest.mark.parametrize("max_length", [2048, 48])
+def test_reference_tokenization_matches_independent_implementation(tiny_lm, max_length):
+    requests = all_requests()
+    expected = independent_reference_scores(str(tiny_lm), requests, max_length)
+    lm = fast(tiny_lm, batch_size=3, tokenization="reference", max_length=max_length)
+    assert_same(expected, lm.loglikelihood(requests), requests)
+
+
+def test_reference_and_default_tokenization_differ_where_they_should(tiny_lm):
+    lm = stock(tiny_lm)
+    # lm-eval moves the context's trailing space into the continuation; the reference does not.
+    ctx, cont = "製品レビュー ", "ポジティブ"
+    assert encode_pair(lm.tokenizer, ctx, cont, mode="reference") != encode_pair(lm.tokenizer, ctx, cont)
+    assert encode_pair(lm.tokenizer, "", cont, mode="reference")[0] == [lm.tokenizer.eos_token_id]
+    with pytest.raises(ValueError, match="tokenization=reference"):
+        fast(tiny_lm, tokenization="paper")
+
+
+def test_default_encoding_and_counts_agree_with_hflm(tiny_lm):
+    """Tasks counting continuation tokens themselves (vqa_ppl) get HFLM's split."""
+    lm = stock(tiny_lm)
+    requests = all_requests() + [Instance("loglikelihood", {}, ("質問:\n", "答え</s>"), 0)]
+    for req in requests:
+        context, continuation = req.args
+        if context:
+            expected = lm._encode_pair(context, continuation)
+        else:
+            expected = ([lm.prefix_token_id], lm.tok_encode(continuation, add_special_tokens=False))
+        assert encode_pair(lm.tokenizer, context, continuation) == expected
+        assert continuation_token_count(lm.tokenizer, context, continuation) == len(expected[1])
+
+
+# -- layouts, attention kinds, adapters ------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["packed", "cache"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_layouts_and_attention_kinds(tiny_llama, layout, attention):
+    requests = jnli_requests(shots=2) + marc_requests()
+    expected = stock(tiny_llama, attn_implementation=attention).loglikelihood(requests)
+    lm = fast(tiny_llama, batch_size=3, layout=layout, attn_implementation=attention)
+    assert_same(expected, lm.loglikelihood(requests), requests)
+    assert lm._fast_path().packs == (layout == "packed")
+
+
+def test_peft_adapter(tiny_llama, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    get_peft_model(base, config).save_pretrained(tmp_path / "lora")
+    requests = jnli_requests(shots=1)
+    expected = stock(tiny_llama, peft=str(tmp_path / "lora")).loglikelihood(requests)
+    without = stock(tiny_llama).loglikelihood(requests)
+    assert max(abs(a[0] - b[0]) for a, b in zip(expected, without)) > 1e-3  # the adapter matters
+    got = fast(tiny_llama, peft=str(tmp_path / "lora"), batch_size=2).loglikelihood(requests)
+    assert_same(expected, got, requests)
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(tiny_lm, tmp_path_factory):
+    """Gemma 3 layout: sliding-window layers (window 16, far shorter than the prompts) and a global one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig
+
+    out = tmp_path_factory.mktemp("tiny_gemma3")
+    tok = AutoTokenizer.from_pretrained(str(tiny_lm))
+    config = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=16,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_sliding_window_model(tiny_gemma3):
+    requests = jnli_requests(shots=1) + marc_requests()
+    expected = stock(tiny_gemma3).loglikelihood(requests)
+    lm = fast(tiny_gemma3, batch_size=3)
+    assert lm._fast_path().window == 16
+    assert_same(expected, lm.loglikelihood(requests), requests)
+    # Rows are far longer than the window: no header may be shared (padding would shift the window).
+    assert lm.scoring_stats.header_tokens == 0
+    # Short requests fit the window: packed rows with a shared header, still equal.
+    short = [
+        Instance("loglikelihood", {"doc_id": i}, ("猫が窓辺で", c), i) for i, c in enumerate(["眠る", "走る"])
+    ]
+    lm = fast(tiny_gemma3, batch_size=2, min_shared_prefix=2)
+    assert_same(stock(tiny_gemma3).loglikelihood(short), lm.loglikelihood(short), short)
+
+
+# -- fallback and passthrough ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_mamba(tiny_lm, tmp_path_factory):
+    """A state-space model: no key/value cache to share."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, MambaConfig
+
+    out = tmp_path_factory.mktemp("tiny_mamba")
+    tok = AutoTokenizer.from_pretrained(str(tiny_lm))
+    config = MambaConfig(vocab_size=len(tok), hidden_size=32, state_size=4, num_hidden_layers=2)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_fallback_to_stock_path_says_so_once(tiny_mamba, caplog):
+    requests = jnli_requests(shots=1)[:6]
+    expected = stock(tiny_mamba).loglikelihood(requests)
+    lm = fast(tiny_mamba, batch_size=2)
+    with caplog.at_level(logging.WARNING):
+        first = lm.loglikelihood(requests)
+        second = lm.loglikelihood(requests)
+    said = [r for r in caplog.records if "falling back to the stock HF scoring path" in r.getMessage()]
+    assert len(said) == 1 and "MambaForCausalLM" in said[0].getMessage()
+    assert first == second
+    assert max(abs(a[0] - b[0]) for a, b in zip(expected, first)) <= TOL
+    assert lm.scoring_stats.requests == 0  # the shared-context path never ran
+
+
+def test_rolling_and_generation_pass_through(tiny_lm):
+    texts = ["男性がギターを弾いています。人が楽器を演奏しています。" * 3, "猫が窓辺で眠っている。"]
+    rolling = [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(texts)]
+    gen = [
+        Instance("generate_until", {}, (t, {"until": ["。"], "max_gen_toks": 6, "do_sample": False}), i)
+        for i, t in enumerate(texts)
+    ]
+    base, ours = stock(tiny_lm, max_length=32), fast(tiny_lm, max_length=32)
+    assert ours.loglikelihood_rolling(rolling) == base.loglikelihood_rolling(rolling)
+    assert ours.generate_until(gen) == base.generate_until(gen)
+    assert ours.scoring_stats.requests == 0
+    assert not ours._stock_only  # the flag is reset after the parent's rolling code ran
