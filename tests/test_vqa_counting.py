@@ -87,10 +87,13 @@ def test_boundary_merge_is_flagged_not_hidden():
     tok = _merging_tokenizer()
     mt = ModelTokenizer(tok, "merging", None, 2048)
     prompt = vqa_prompt("猫は？")
-    P, W = mt.encode(prompt), mt.encode(prompt + "はい" + tok.eos_token)
+    P, W = mt.encode(prompt), mt.encode(prompt + "はい、白い猫です" + tok.eos_token)
     assert W[: len(P)] != P  # this tokenizer really merges across the prompt/answer boundary
-    (plan,) = plan_requests([prompt], ["はい"], mt)
+    (plan,) = plan_requests([prompt], ["はい、白い猫です"], mt)
     assert not plan.exact
+    # Trained on exactly this text, it swallows the answer into the prompt's tokens: nothing to score.
+    with pytest.raises(ValueError, match="row 0: .* no more tokens than the prompt alone"):
+        plan_requests([prompt], ["はい"], mt)
 
 
 def test_reference_pair_encoding_is_flagged(tiny_lm):

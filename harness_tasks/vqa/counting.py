@@ -254,6 +254,11 @@ def _plan_one(
         prompt, w_ids = _left_truncate(prompt, target, mt, row)
         truncated = True
     p_ids, context, found = cache.get(prompt)
+    if len(w_ids) <= len(p_ids):
+        raise ValueError(
+            f"row {row}: tokenizer {mt.name} gives prompt+answer+EOS no more tokens than the prompt alone "
+            f"({len(w_ids)} <= {len(p_ids)}), so the paper's mask would score nothing."
+        )
     return RequestPlan(
         context=context,
         rest=prompt[len(context) :],
@@ -276,7 +281,9 @@ def _left_truncate(prompt: str, target: str, mt: ModelTokenizer, row: int) -> tu
             f"row {row}: the answer + EOS alone exceed the maximum length {mt.max_length}; left-truncating "
             f'the prompt cannot help. Fix: --metadata \'{{"vqa_overlength": "skip"}}\' or a larger max_length.'
         )
-    lo, hi = 0, limit  # fits(hi) holds; token count is (almost) monotone in j, so bisect then verify
+    # fits(limit) holds and the token count falls (almost) monotonically as j grows: bisect for the
+    # first j that fits, then step on should a non-monotone tokenization make the bisection overshoot.
+    lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi) // 2
         if fits(mid):
