@@ -27,7 +27,7 @@ import yaml
 DATA = Path(__file__).resolve().parent / "demo_data"
 
 SMOKE_NOTICE = (
-    "SMOKE SCALE: a ~1M-parameter model pretrained for a minute on ~100 KB of bundled text, tuned on "
+    "SMOKE SCALE: a ~1.3M-parameter model pretrained for a minute or two on ~100 KB of bundled text, tuned on "
     "372 bundled instructions, scored on 40-72 bundled examples per task. These numbers show that the "
     "pipeline works end to end; they say nothing about real Japanese LLMs. The same commands on real "
     "models are in the README (Leaderboard, Generation)."
