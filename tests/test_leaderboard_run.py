@@ -201,6 +201,8 @@ def test_gather_existing_lm_eval_results(scored, suite, tmp_path):
     tuned = next(r for r in lb.rows if r.name == "tiny-tuned")
     for col in suite.columns:
         assert rows[0].cells[col.key].value == pytest.approx(tuned.cells[col.key].value)
+    assert any(n.startswith("markers could not be computed for ") for n in glb.notes)
+    assert not any(n.startswith("markers could not") for n in lb.notes)
     keys = [r.key for r in Store(gathered_out).records()]
     assert all(isinstance(k, UnitKey) and k.harness.endswith(";gathered") and k.limit == 4 for k in keys)
 

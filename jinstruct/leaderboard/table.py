@@ -215,11 +215,15 @@ def build(
         limit = limits.pop() if len(limits) == 1 else None
     pairs = cfg.pairs()
     rows = []
+    unmeasured: set[str] = set()
     for spec in order_models(specs, pairs):
         row = Row(name=spec.name, kind="model", spec=spec, note=spec.prompt_version)
         for col in suite.all_columns:
             task = col.task_for(spec)
-            row.cells[col.key] = _cell(_pick(records, spec, task, col.shots, limit), col, task)
+            record = _pick(records, spec, task, col.shots, limit)
+            row.cells[col.key] = _cell(record, col, task)
+            if record is not None and record.lengths is None:
+                unmeasured.add(spec.name)
         rows.append(row)
     ref_rows, ref_source = load_reference(reference)
     rows += _reference_rows(ref_rows, suite)
@@ -236,6 +240,12 @@ def build(
     ]
     if missing:
         notes.append("not computed yet: " + ", ".join(missing))
+    if unmeasured:
+        notes.append(
+            "markers could not be computed for " + ", ".join(sorted(unmeasured)) + ": their results were gathered "
+            "without per-example lengths (a blank marker there means unknown, not zero); score them with "
+            "`jinstruct leaderboard --models` to measure"
+        )
     return Leaderboard(suite, rows, verdicts(rows, pairs, suite), ref_source, notes)
 
 
