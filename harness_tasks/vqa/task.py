@@ -82,6 +82,7 @@ def build_dataset(language: str, **metadata: Any):
     sample = _int_or_none(metadata.get("vqa_sample"), "vqa_sample")
     seed = _int_or_none(metadata.get("vqa_seed"), "vqa_seed")
     seed = DEFAULT_SAMPLE_SEED if seed is None else seed
+    mt = load_model_tokenizer(metadata)  # first: a missing tokenizer should fail before any download
 
     source = resolve_source(
         metadata.get("vqa_path"),
@@ -91,7 +92,6 @@ def build_dataset(language: str, **metadata: Any):
     )
     all_pairs = load_pairs(source)
     pairs = subsample(all_pairs, sample, seed)
-    mt = load_model_tokenizer(metadata)
 
     prompts = [vqa_prompt(p.question, language) for p in pairs]
     plans = plan_requests(prompts, [p.answer for p in pairs], mt, policy, rows=[p.row for p in pairs])
