@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from jinstruct.training.batching import collate, plan_step, token_loss_sum
+from jinstruct.training.batching import collate, model_inputs, plan_step, token_loss_sum
 from jinstruct.training.data import TokenizedSet
 
 
@@ -25,10 +25,9 @@ def test_packed_batch_equals_examples_alone(request, fixture, attn):
     data = make_set([23, 9, 40, 5, 31], masked=[5, 0, 12, 1, 0], vocab=model.config.vocab_size)
     rows = [[0, 1, 3], [2], [4]]  # several examples share row 0; rows of unequal length get padded
     batch = collate(rows, data, pad_id=3, mode="pack")
-    assert "attention_mask" not in batch.tensors
+    assert batch.tensors["attention_mask"].shape == (3, 1, 40, 40)  # 4D block-diagonal, rows padded to 40
     with torch.no_grad():
-        packed_logits = model(input_ids=batch.tensors["input_ids"], position_ids=batch.tensors["position_ids"],
-                              use_cache=False).logits
+        packed_logits = model(**model_inputs(batch, "cpu", attn, torch.float32), use_cache=False).logits
         packed_loss = token_loss_sum(packed_logits, batch.tensors["labels"])
         alone_loss, alone_targets = 0.0, 0
         for r, row in enumerate(rows):
@@ -43,7 +42,12 @@ def test_packed_batch_equals_examples_alone(request, fixture, attn):
                 start += n
     assert batch.target_tokens == alone_targets == int(data.target_tokens().sum())
     assert packed_loss.item() == pytest.approx(alone_loss, rel=1e-5)
-    # ...and it would not be so without the per-example position ids (the test can fail)
+    # transformers derives the same block-diagonal mask from the position ids alone (no 4D mask)...
+    with torch.no_grad():
+        derived = model(input_ids=batch.tensors["input_ids"], position_ids=batch.tensors["position_ids"],
+                        use_cache=False).logits
+    torch.testing.assert_close(derived[:2, :37], packed_logits[:2, :37], atol=2e-5, rtol=1e-4)
+    # ...and without the per-example position ids and mask the examples leak into each other
     with torch.no_grad():
         leaky = model(input_ids=batch.tensors["input_ids"], use_cache=False).logits
     assert token_loss_sum(leaky, batch.tensors["labels"]).item() != pytest.approx(alone_loss, rel=1e-5)

@@ -2,9 +2,10 @@
 
 Modes (`batching` in the config):
 - "pack": first-fit-decreasing packing of the step's examples into rows of at most `seq_len` tokens.
-  Position ids restart at 0 for every example; transformers (masking_utils.find_packed_sequence_indices)
-  turns that into a block-diagonal causal mask for sdpa/eager, and flash-attention takes the varlen
-  path when the micro batch is flattened into one row. No example attends to another.
+  Position ids restart at 0 for every example and a 4D block-diagonal causal mask keeps examples apart
+  for sdpa/eager (transformers passes 4D masks through untouched; it could derive the same mask from
+  the position ids alone, but building it here is cheaper). For flash-attention the micro batch is
+  flattened into one row and the position ids select the varlen path. No example attends to another.
 - "group": one example per row, the step's examples sorted by length so rows of a micro batch are alike.
 - "pad": the paper's code: one example per row in shuffled order, dynamic padding (left, to 8).
 
@@ -80,51 +81,73 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
             padding_side: str = "right", flatten: bool = False) -> Batch:
     """Tensors for one micro batch of `data` (a TokenizedSet).
 
-    Packed rows carry `position_ids` and no attention mask (transformers builds the block-diagonal
-    mask from the position ids); one-example rows carry a 2D padding mask. `flatten` puts the whole
-    micro batch in a single row (flash-attention varlen needs batch size 1).
+    Packed rows carry `position_ids` and a 4D boolean block-diagonal causal mask (True: may attend);
+    one-example rows carry a 2D padding mask. `flatten` puts the whole micro batch in a single row
+    with position ids only (flash-attention varlen needs batch size 1).
     """
     rows_ids: list[np.ndarray] = []
     rows_labels: list[np.ndarray] = []
     rows_pos: list[np.ndarray] = []
+    rows_seq: list[np.ndarray] = []  # which example of the row each position belongs to
     for row in micro or [[]]:
-        ids_parts, label_parts, pos_parts = [], [], []
-        for i in row:
+        ids_parts, label_parts, pos_parts, seq_parts = [], [], [], []
+        for k, i in enumerate(row):
             ids = data.example(i).astype(np.int64)
             labels = ids.copy()
             labels[: max(int(data.masked[i]), 1)] = IGNORE_INDEX  # first token: never a target
             ids_parts.append(ids)
             label_parts.append(labels)
             pos_parts.append(np.arange(len(ids)))
+            seq_parts.append(np.full(len(ids), k))
         if not ids_parts:  # a process with no work this step: one pad token, no loss
             ids_parts, label_parts, pos_parts = [np.array([pad_id])], [np.array([IGNORE_INDEX])], [np.arange(1)]
+            seq_parts = [np.zeros(1, dtype=np.int64)]
         rows_ids.append(np.concatenate(ids_parts))
         rows_labels.append(np.concatenate(label_parts))
         rows_pos.append(np.concatenate(pos_parts))
+        rows_seq.append(np.concatenate(seq_parts))
     real = sum(len(r) for r in rows_ids) if micro else 0
     if flatten:
         rows_ids, rows_labels, rows_pos = [np.concatenate(rows_ids)], [np.concatenate(rows_labels)], [
             np.concatenate(rows_pos)]
+        rows_seq = [np.zeros(len(rows_ids[0]), dtype=np.int64)]  # unused: no mask with flatten
     width = max(len(r) for r in rows_ids)
     width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
     input_ids = np.full((len(rows_ids), width), pad_id, dtype=np.int64)
     labels = np.full((len(rows_ids), width), IGNORE_INDEX, dtype=np.int64)
     attention = np.zeros((len(rows_ids), width), dtype=np.int64)
     position_ids = np.zeros((len(rows_ids), width), dtype=np.int64)
-    for r, (ids, lab, pos) in enumerate(zip(rows_ids, rows_labels, rows_pos)):
+    sequence = np.full((len(rows_ids), width), -1, dtype=np.int64)  # -1: trailing padding, its own block
+    for r, (ids, lab, pos, seq) in enumerate(zip(rows_ids, rows_labels, rows_pos, rows_seq)):
         sl = slice(width - len(ids), width) if padding_side == "left" else slice(0, len(ids))
         input_ids[r, sl], labels[r, sl], attention[r, sl], position_ids[r, sl] = ids, lab, 1, pos
+        sequence[r, sl] = seq
         if padding_side != "left" and len(ids) < width:
-            # Trailing padding becomes its own "sequence" (positions from 0), so packed-sequence
-            # detection never merges it with a real example; causality already hides it from them.
+            # Trailing padding gets positions from 0 like a sequence of its own (the flash varlen path
+            # reads sequence starts from the position ids); causality hides it from the real tokens.
             position_ids[r, len(ids):] = np.arange(width - len(ids))
     tensors = {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels)}
     if mode == "pack":
         tensors["position_ids"] = torch.from_numpy(position_ids)
+        if not flatten:
+            seq = torch.from_numpy(sequence)
+            causal = torch.ones(width, width, dtype=torch.bool).tril()
+            tensors["attention_mask"] = ((seq[:, :, None] == seq[:, None, :]) & causal)[:, None]
     else:
         tensors["attention_mask"] = torch.from_numpy(attention)
     target = int((labels[:, 1:] != IGNORE_INDEX).sum())
     return Batch(tensors, real_tokens=real, positions=input_ids.size, target_tokens=target)
+
+
+def model_inputs(batch: Batch, device, attn_implementation: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Batch tensors on the device, without labels. Eager attention adds the mask to the scores, so a
+    4D boolean mask becomes additive there (0 where allowed, the dtype's minimum elsewhere)."""
+    inputs = {k: v.to(device) for k, v in batch.tensors.items() if k != "labels"}
+    mask = inputs.get("attention_mask")
+    if mask is not None and mask.dim() == 4 and attn_implementation == "eager":
+        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(
+            ~mask, torch.finfo(dtype).min)
+    return inputs
 
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from jinstruct.training import checkpoint
-from jinstruct.training.batching import collate, plan_step, token_loss_sum
+from jinstruct.training.batching import collate, model_inputs, plan_step, token_loss_sum
 from jinstruct.training.config import TrainConfig, config_from_args, deepspeed_config_path
 from jinstruct.training.data import DataError, TokenizedSet, prepare_data
 from jinstruct.training.lora import add_lora
@@ -129,6 +129,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.micro_batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
     using_deepspeed = ds_config is not None
+    compute_dtype = accelerator.unwrap_model(model).get_input_embeddings().weight.dtype  # DeepSpeed may cast
 
     # ---- resume
     start_step, counters = 0, {"examples": 0, "tokens": 0, "positions": 0, "train_seconds": 0.0}
@@ -168,10 +169,9 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
                             config.padding_side, flatten)
             last = m == len(plan[rank]) - 1
             with _micro_step(accelerator, model, sync=last, deepspeed=using_deepspeed):
-                inputs = {k: v.to(accelerator.device) for k, v in batch.tensors.items()}
-                labels = inputs.pop("labels")
+                inputs = model_inputs(batch, accelerator.device, attn, compute_dtype)
                 logits = model(**inputs, use_cache=False).logits
-                loss_sum = token_loss_sum(logits, labels)
+                loss_sum = token_loss_sum(logits, batch.tensors["labels"].to(accelerator.device))
                 totals += torch.tensor([loss_sum.item(), batch.positions, batch.real_tokens], dtype=torch.float64)
                 if last:  # before the optimizer can step: stop on NaN/inf, on every process alike
                     totals = accelerator.reduce(totals.to(accelerator.device), "sum").cpu()
@@ -205,7 +205,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
             "examples": counters["examples"], "tokens": counters["tokens"],
         }
         if data.val is not None and (done % config.eval_every == 0 or done == total_steps):
-            val_loss = evaluate(model, data.val, accelerator, config, pad_id, flatten)
+            val_loss = evaluate(model, data.val, accelerator, config, pad_id, attn, compute_dtype)
             record["val_loss"] = val_loss
         if done % config.log_every == 0 or "val_loss" in record or done == total_steps:
             metrics.write(record)
@@ -249,7 +249,8 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
 
 
 @torch.no_grad()
-def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id: int, flatten: bool) -> float:
+def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id: int, attn: str,
+             dtype: torch.dtype) -> float:
     """Token-weighted mean loss over the whole validation set (same masking as training)."""
     model.eval()
     ids = np.arange(len(val))
@@ -257,10 +258,10 @@ def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id:
                      accelerator.num_processes)
     total = torch.zeros(1, dtype=torch.float64)
     for micro in plan[accelerator.process_index]:
-        batch = collate(micro, val, pad_id, config.batching, config.pad_to_multiple_of, config.padding_side, flatten)
-        inputs = {k: v.to(accelerator.device) for k, v in batch.tensors.items()}
-        labels = inputs.pop("labels")
-        total += token_loss_sum(model(**inputs, use_cache=False).logits, labels).item()
+        batch = collate(micro, val, pad_id, config.batching, config.pad_to_multiple_of, config.padding_side,
+                        flatten=attn.startswith("flash"))
+        logits = model(**model_inputs(batch, accelerator.device, attn, dtype), use_cache=False).logits
+        total += token_loss_sum(logits, batch.tensors["labels"].to(accelerator.device)).item()
     total = accelerator.reduce(total.to(accelerator.device), "sum").cpu()
     model.train()
     return total.item() / max(int(val.target_tokens().sum()), 1)
