@@ -31,7 +31,8 @@ from .kv_scoring import LAYOUTS, SharedContextScorer, unsupported_reason
 from .plan import batches, minimum_tokens, plan_groups, split_request
 from .tokenization import check_mode, encode_pair
 
-eval_logger = logging.getLogger(__name__)
+# A child of lm-eval's logger: our messages follow its --verbosity and format.
+eval_logger = logging.getLogger("lm_eval.models.hf_fast")
 
 
 def _as_bool(value, name: str) -> bool:

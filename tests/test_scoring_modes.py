@@ -158,14 +158,28 @@ def tiny_mamba(tiny_lm, tmp_path_factory):
     return out
 
 
-def test_fallback_to_stock_path_says_so_once(tiny_mamba, caplog):
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_fallback_to_stock_path_says_so_once(tiny_mamba):
     requests = jnli_requests(shots=1)[:6]
     expected = stock(tiny_mamba).loglikelihood(requests)
     lm = fast(tiny_mamba, batch_size=2)
-    with caplog.at_level(logging.WARNING):
+    log = logging.getLogger("lm_eval.models.hf_fast")  # lm-eval's CLI stops its logger propagating
+    handler = Records()
+    log.addHandler(handler)
+    try:
         first = lm.loglikelihood(requests)
         second = lm.loglikelihood(requests)
-    said = [r for r in caplog.records if "falling back to the stock HF scoring path" in r.getMessage()]
+    finally:
+        log.removeHandler(handler)
+    said = [r for r in handler.records if "falling back to the stock HF scoring path" in r.getMessage()]
     assert len(said) == 1 and "MambaForCausalLM" in said[0].getMessage()
     assert first == second
     assert max(abs(a[0] - b[0]) for a, b in zip(expected, first)) <= TOL
