@@ -131,3 +131,43 @@ def test_adapter_loads_in_lm_eval_and_merges(finished_run, tiny_lm, tmp_path):
     with torch.no_grad():
         merged = AutoModelForCausalLM.from_pretrained(out / "merged")(ids).logits
     torch.testing.assert_close(merged, ours, atol=1e-5, rtol=1e-4)
+
+
+def test_batching_modes_train_the_same_adapter(tiny_lm, tmp_path):
+    """The loss is normalised over the whole step, so packing, grouping and the paper's left padding
+    to 8 are only speed choices (LoRA dropout off: its masks depend on tensor shapes)."""
+    adapters = {}
+    for mode, extra in (("pack", {}), ("group", {}), ("pad", {"pad_to_multiple_of": 8, "padding_side": "left"})):
+        out = train(small_config(tiny_lm, tmp_path / mode, batching=mode, lora_dropout=0.0, max_steps=2, val_size=0,
+                                 **extra))
+        adapters[mode] = adapter(out)
+    for mode in ("group", "pad"):
+        for name, value in adapters["pack"].items():
+            torch.testing.assert_close(adapters[mode][name], value, atol=1e-6, rtol=1e-4)
+
+
+def test_bf16_autocast_keeps_an_fp32_adapter(tiny_lm, tmp_path):
+    out = train(small_config(tiny_lm, tmp_path / "bf16", precision="bf16", max_steps=1, val_size=0))
+    info = json.loads((out / "training_config.json").read_text(encoding="utf-8"))["run"]
+    assert info["precision"] == "bf16" and info["base_dtype"] == "bfloat16"
+    assert all(v.dtype == torch.float32 for v in adapter(out).values())
+    assert read_metrics(out / "metrics.jsonl")[0]["loss"] > 0
+
+
+def test_hub_dataset_rows_are_named_by_split_row(monkeypatch, tmp_path):
+    import datasets
+
+    from jinstruct.training.data import DataError, load_rows
+
+    rows = [{"instruction": "問い", "input": "", "output": "答え", "category": "qa"},
+            {"instruction": "問い", "input": "", "output": None, "category": "qa"}]
+    calls = []
+
+    def fake_load_dataset(name, split, revision):
+        calls.append((name, split, revision))
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(DataError, match=r"izumi-lab/llm-japanese-dataset train row 1 \(0-based\): field 'output'"):
+        load_rows("izumi-lab/llm-japanese-dataset", "0.1.0", False, False, "trans", None)
+    assert calls == [("izumi-lab/llm-japanese-dataset", "train", "0.1.0")]
