@@ -65,7 +65,7 @@ def test_kill_and_resume_is_bit_identical(finished_run, tiny_lm, tmp_path):
     (partial / "state.pt").write_bytes(b"truncated")
     with (out / "metrics.jsonl").open("a") as f:  # lines logged after the checkpoint by the killed run
         f.write(json.dumps({"step": 6, "loss": 123.0}) + "\n")
-    train(small_config(tiny_lm, out, resume=True))
+    train(small_config(tiny_lm, out, resume=True, stop_at_step=5))  # the same command + --resume runs on
     assert not partial.exists()
     ours, reference = adapter(out), adapter(finished_run)
     assert ours.keys() == reference.keys()

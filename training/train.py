@@ -214,7 +214,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{record['tokens_per_s']:,.0f}",
                         **({"val": f"{val_loss:.4f}"} if "val_loss" in record else {}))
         bar.update(1)
-        stopping = config.stop_at_step is not None and done >= config.stop_at_step and done < total_steps
+        stopping = done == config.stop_at_step and done < total_steps  # absolute step: a resume runs on
         if done % config.save_every == 0 or done == total_steps or stopping:
             state = {"step": done, "counters": counters, "config": config.to_dict()}
             saved = checkpoint.save(accelerator, model, optimizer, scheduler, output, done, state,
