@@ -1,5 +1,5 @@
-"""Real DeepSpeed ZeRO-2 runs on CPU (gloo): one process in-process (the demo's path) and two processes
-through `accelerate launch` with the shipped config. With the loss normalised over the whole step, the
+"""Real DeepSpeed runs on CPU (gloo): ZeRO-2 and ZeRO-3 in-process, one process (the Python API's
+path), and ZeRO-2 with two processes through `accelerate launch` with the shipped config. With the loss normalised over the whole step, the
 adapter must not depend on DeepSpeed or on the number of processes."""
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from jinstruct.training.config import config_from_args
 from jinstruct.training.train import train
 model, data, out = sys.argv[1:4]
 flags = ["--model", model, "--data", data] + sys.argv[4:]
-for name, extra in (("zero2", ["--deepspeed", "zero2"]), ("plain", []), ("zero2-again", ["--deepspeed", "zero2"])):
+runs = (("zero2", ["--deepspeed", "zero2"]), ("plain", []), ("zero2-again", ["--deepspeed", "zero2"]),
+        ("zero3", ["--deepspeed", "zero3"]))
+for name, extra in runs:
     train(config_from_args(flags + ["--output", f"{out}/{name}"] + extra))
 """
 
@@ -46,12 +48,12 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 def test_zero2_one_and_two_processes_match_plain(tiny_lm, tmp_path):
     run([sys.executable, "-c", IN_PROCESS, str(tiny_lm), str(SAMPLE), str(tmp_path)] + FLAGS)
     plain = weights(tmp_path / "plain")
-    for name in ("zero2", "zero2-again"):  # twice in one process: the demo may train more than once
+    for name, stage in (("zero2", 2), ("zero2-again", 2), ("zero3", 3)):  # several runs in one process
         ds = weights(tmp_path / name)
         for key in plain:
             torch.testing.assert_close(ds[key], plain[key], atol=1e-6, rtol=1e-5)
         run_info = json.loads((tmp_path / name / "training_config.json").read_text())["run"]
-        assert run_info["deepspeed"]["zero_optimization"]["stage"] == 2 and run_info["world_size"] == 1
+        assert run_info["deepspeed"]["zero_optimization"]["stage"] == stage and run_info["world_size"] == 1
 
     run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
          "training/configs/accelerate_zero2.yaml", "--num_processes", "2", "-m", "jinstruct.training.train",

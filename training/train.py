@@ -21,6 +21,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,8 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.micro_batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
     using_deepspeed = ds_config is not None
+    if using_deepspeed:  # the engine steps the optimizer, so torch cannot see the order; it is right
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
     compute_dtype = accelerator.unwrap_model(model).get_input_embeddings().weight.dtype  # DeepSpeed may cast
 
     # ---- resume
@@ -339,8 +342,8 @@ def _default_attention() -> str:
 def _resolve_precision(config: TrainConfig) -> str:
     if config.precision != "auto":
         return {"fp32": "no"}.get(config.precision, config.precision)
-    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
-        return os.environ["ACCELERATE_MIXED_PRECISION"]
+    # `accelerate launch` exports ACCELERATE_MIXED_PRECISION=no when its config names none, so the
+    # launcher's setting is not consulted: --precision decides.
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
@@ -418,6 +421,9 @@ def _release(accelerator) -> None:
         accelerator.end_training()
     accelerator.free_memory()
     os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by Accelerator(deepspeed_plugin=...)
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # ZeRO-3 registers itself globally for from_pretrained
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
 
