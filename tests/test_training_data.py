@@ -68,6 +68,14 @@ def test_json_list_and_parquet(tmp_path):
         load(tmp_path / "d.csv")
 
 
+def test_missing_local_file_fails_fast(tmp_path):
+    from jinstruct.training.data import check_source
+
+    with pytest.raises(DataError, match="data file not found"):
+        check_source(str(tmp_path / "nope.jsonl"))
+    check_source("izumi-lab/llm-japanese-dataset")  # a hub id is left to the hub
+
+
 def test_drop_translation_by_category(tmp_path):
     rows = [dict(r, category=c) for r, c in zip(ROWS, ["qa", "alt-translation-j-e", "qa"])]
     rows, report = load(write_jsonl(tmp_path / "d.jsonl", rows), drop=True)

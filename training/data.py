@@ -112,6 +112,14 @@ def _iter_hub(name: str, revision: str | None) -> Iterator[tuple[str, Any]]:
         yield f"{name} train row {i} (0-based)", row
 
 
+def check_source(source: str) -> None:
+    """Fail fast (before a model is loaded) on a local data path that is not there."""
+    path = Path(source)
+    looks_local = path.suffix.lower() in LOCAL_SUFFIXES or source.startswith((".", "/", "~"))
+    if looks_local and not path.is_file():
+        raise DataError(f"{source}: data file not found (a hub id looks like owner/name, e.g. {HUB_DATASETS[1]})")
+
+
 def iter_rows(source: str, revision: str | None = None) -> Iterator[tuple[str, Any]]:
     path = Path(source)
     if path.exists():

@@ -32,7 +32,7 @@ import torch
 from jinstruct.training import checkpoint
 from jinstruct.training.batching import collate, model_inputs, plan_step, token_loss_sum
 from jinstruct.training.config import TrainConfig, config_from_args, deepspeed_config_path
-from jinstruct.training.data import DataError, TokenizedSet, prepare_data
+from jinstruct.training.data import DataError, TokenizedSet, check_source, prepare_data
 from jinstruct.training.lora import add_lora
 from jinstruct.training.metrics import MetricsLog
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(argv)
         train(config)
-    except (DataError, NonFiniteLossError, FileNotFoundError, ValueError) as e:
+    except (DataError, NonFiniteLossError, OSError, ValueError) as e:  # OSError: model or file not found
         print(f"jinstruct train: error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 def train(config: TrainConfig) -> Path:
     """Run the recipe; returns the output folder (a PEFT adapter once the run is complete)."""
     config.validate()
+    check_source(config.data)
     output = Path(config.output)
     _single_process_env(config)
     accelerator, ds_config = _make_accelerator(config)
