@@ -30,6 +30,9 @@ runs = (("zero2", ["--deepspeed", "zero2"]), ("plain", []), ("zero2-again", ["--
         ("zero3", ["--deepspeed", "zero3"]))
 for name, extra in runs:
     train(config_from_args(flags + ["--output", f"{out}/{name}"] + extra))
+# stopped after step 2 (a checkpoint), then resumed from DeepSpeed's own checkpoint files
+for extra in (["--stop-at-step", "2"], ["--resume"]):
+    train(config_from_args(flags + ["--output", f"{out}/zero2-resumed", "--deepspeed", "zero2"] + extra))
 """
 
 
@@ -54,6 +57,9 @@ def test_zero2_one_and_two_processes_match_plain(tiny_lm, tmp_path):
             torch.testing.assert_close(ds[key], plain[key], atol=1e-6, rtol=1e-5)
         run_info = json.loads((tmp_path / name / "training_config.json").read_text())["run"]
         assert run_info["deepspeed"]["zero_optimization"]["stage"] == stage and run_info["world_size"] == 1
+
+    resumed, uninterrupted = weights(tmp_path / "zero2-resumed"), weights(tmp_path / "zero2")
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
     run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
          "training/configs/accelerate_zero2.yaml", "--num_processes", "2", "-m", "jinstruct.training.train",
