@@ -239,6 +239,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         "examples_seen": counters["examples"], "tokens_seen": counters["tokens"], "padded_fraction": padded,
         "train_seconds": counters["train_seconds"], "wall_seconds_this_invocation": time.perf_counter() - started,
         "final_val_loss": val_loss, "data": asdict(data.report),
+        "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated() / 2**30) if torch.cuda.is_available() else None,
         "loss_on_note": ("response tokens only" if config.loss_on == "response"
                          else "whole sequence, prompt included (paper)"),
     }
