@@ -47,7 +47,7 @@ def test_precedence_file_then_flags(tmp_path):
 def test_defaults_are_ours_not_the_papers():
     config = TrainConfig(model="m", data="d")
     config.validate()
-    assert config.loss_on == "response" and config.batching == "pack" and config.val_size == 2000
+    assert config.loss_on == "response" and config.batching == "auto" and config.val_size == 2000
 
 
 @pytest.mark.parametrize("argv, message", [

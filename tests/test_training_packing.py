@@ -7,7 +7,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from jinstruct.training.batching import collate, model_inputs, plan_step, token_loss_sum
+from jinstruct.training.batching import (
+    CostModel,
+    choose_plan,
+    collate,
+    model_inputs,
+    plan_step,
+    token_loss_sum,
+)
 from jinstruct.training.data import TokenizedSet
 
 
@@ -104,3 +111,16 @@ def test_empty_share_is_a_lossless_dummy_row():
     plan = plan_step(np.array([0]), data.lengths, "pack", 4, 300, world_size=2)
     empty = collate(plan[1][0], data, pad_id=0, mode="pack")
     assert empty.target_tokens == 0 and empty.real_tokens == 0 and empty.tensors["input_ids"].shape == (1, 1)
+
+
+def test_auto_packs_real_models_and_groups_tiny_ones():
+    """Attention over a packed row grows with its square: negligible for a 7B model, most of a tiny one."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(30, 301, size=128)
+    ids = np.arange(128)
+    llama7b = CostModel(hidden=4096, layers=32, intermediate=11008, vocab=32000)
+    tiny = CostModel(hidden=64, layers=2, intermediate=256, vocab=800)
+    assert choose_plan(ids, lengths, "auto", 8, 300, 1, llama7b)[0] == "pack"
+    assert choose_plan(ids, lengths, "auto", 8, 300, 1, tiny)[0] == "group"
+    assert choose_plan(ids, lengths, "auto", 8, 300, 1, tiny, varlen=True)[0] == "pack"  # flash varlen: no waste
+    assert choose_plan(ids, lengths, "pad", 8, 300, 1, tiny)[0] == "pad"  # explicit modes are kept

@@ -9,6 +9,12 @@ Modes (`batching` in the config):
 - "group": one example per row, the step's examples sorted by length so rows of a micro batch are alike.
 - "pad": the paper's code: one example per row in shuffled order, dynamic padding (left, to 8).
 
+- "auto" (default): per step, whichever of "pack" and "group" costs less by `CostModel` (matmul work
+  per row: linear layers grow with the row width, attention with its square, and sdpa/eager attend
+  over the whole packed row). Packing wins for real models (attention is ~1% of a 7B model's work
+  at 300 tokens); grouping wins for tiny models whose hidden size is small next to the row length.
+  With flash-attention's varlen path nothing is wasted, so "auto" packs.
+
 The loss is the sum of token losses over the whole optimizer step divided by the step's number of
 target tokens, so how examples are spread over rows, micro batches and processes changes nothing but
 speed. Every process gets the same number of micro batches (collectives must line up); a process with
@@ -70,6 +76,46 @@ def plan_step(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size:
 
 
 @dataclass
+class CostModel:
+    """Relative forward cost of a row of `width` tokens (multiply-adds; backward scales the same)."""
+
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config) -> CostModel:
+        hidden = config.hidden_size
+        return cls(hidden, config.num_hidden_layers, getattr(config, "intermediate_size", None) or 4 * hidden,
+                   config.vocab_size)
+
+    def row(self, width: int) -> float:
+        per_token = self.layers * (4 * self.hidden**2 + 2 * self.hidden * self.intermediate) + self.hidden * self.vocab
+        return width * per_token + self.layers * 2 * width * width * self.hidden
+
+    def plan(self, plan: list[list[MicroBatch]], lengths: np.ndarray) -> float:
+        total = 0.0
+        for process in plan:
+            for micro in process:
+                if micro:
+                    total += len(micro) * self.row(max(int(sum(lengths[i] for i in row)) for row in micro))
+        return total
+
+
+def choose_plan(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size: int, seq_len: int,
+                world_size: int, cost: CostModel | None = None, varlen: bool = False
+                ) -> tuple[str, list[list[MicroBatch]]]:
+    """The step's plan and the mode that made it; "auto" picks the cheaper of packing and grouping."""
+    if mode != "auto":
+        return mode, plan_step(ids, lengths, mode, micro_batch_size, seq_len, world_size)
+    if varlen or cost is None:
+        return "pack", plan_step(ids, lengths, "pack", micro_batch_size, seq_len, world_size)
+    plans = {m: plan_step(ids, lengths, m, micro_batch_size, seq_len, world_size) for m in ("pack", "group")}
+    return min(plans.items(), key=lambda item: cost.plan(item[1], lengths))
+
+
+@dataclass
 class Batch:
     tensors: dict[str, torch.Tensor]
     real_tokens: int  # non-padding positions
@@ -107,6 +153,7 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
         rows_pos.append(np.concatenate(pos_parts))
         rows_seq.append(np.concatenate(seq_parts))
     real = sum(len(r) for r in rows_ids) if micro else 0
+    flatten = flatten and mode == "pack"  # padded one-example rows go to flash-attention as they are
     if flatten:
         rows_ids, rows_labels, rows_pos = [np.concatenate(rows_ids)], [np.concatenate(rows_labels)], [
             np.concatenate(rows_pos)]

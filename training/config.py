@@ -42,7 +42,8 @@ class TrainConfig:
     skip_bad_rows: bool = False  # count and report invalid rows instead of stopping at the first
 
     # --- batching
-    batching: str = "pack"  # "pack" (examples share rows, no cross-attention), "group" (by length), "pad" (paper)
+    batching: str = "auto"  # auto (pack or group, cheaper per step), pack (shared rows, no cross-attention),
+    #                         group (one example per row, sorted by length), pad (the paper: shuffled, padded)
     pad_to_multiple_of: int = 1  # paper: 8
     padding_side: str = "right"  # paper: "left"; only used by "group" and "pad"
 
@@ -97,7 +98,7 @@ class TrainConfig:
         choices = {
             "language": ("ja", "en"),
             "loss_on": ("response", "all"),
-            "batching": ("pack", "group", "pad"),
+            "batching": ("auto", "pack", "group", "pad"),
             "padding_side": ("left", "right"),
             "precision": ("auto", "bf16", "fp16", "fp32"),
             "report_to": ("none", "tensorboard", "wandb"),

@@ -7,7 +7,7 @@
 From Python: `train(TrainConfig(...)) -> Path` (the adapter folder). Every knob is in config.py.
 
 Steps: accelerator -> base model + LoRA -> data (validated, split, tokenized, cached) -> optimizer and
-schedule -> optional resume -> loop over optimizer steps (micro batches from batching.plan_step,
+schedule -> optional resume -> loop over optimizer steps (micro batches from batching.choose_plan,
 token-sum loss over the whole step, NaN guard, clipping, eval and atomic checkpoints at intervals)
 -> PEFT adapter + resolved config (+ merged model).
 """
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from jinstruct.training import checkpoint
-from jinstruct.training.batching import collate, model_inputs, plan_step, token_loss_sum
+from jinstruct.training.batching import CostModel, choose_plan, collate, model_inputs, token_loss_sum
 from jinstruct.training.config import TrainConfig, config_from_args, deepspeed_config_path
 from jinstruct.training.data import DataError, TokenizedSet, check_source, prepare_data
 from jinstruct.training.lora import add_lora
@@ -158,19 +158,21 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
 
     bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                disable=not (config.progress and accelerator.is_main_process))
-    flatten = attn.startswith("flash")
+    flatten = attn.startswith("flash")  # varlen: the micro batch becomes one row
+    cost = CostModel.from_config(accelerator.unwrap_model(model).config)
     val_loss = None
     started = time.perf_counter()
     for step in range(start_step, total_steps):
         t0 = time.perf_counter()
         ids = step_examples(step)
-        plan = plan_step(ids, lengths, config.batching, config.micro_batch_size, config.seq_len, world)
+        mode, plan = choose_plan(ids, lengths, config.batching, config.micro_batch_size, config.seq_len, world,
+                                 cost, varlen=flatten)
         n_target = int(targets_per_example[ids].sum())  # over every process: the loss denominator
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)  # loss sum, positions, real tokens (this process)
         for m, micro in enumerate(plan[rank]):
-            batch = collate(micro, data.train, pad_id, config.batching, config.pad_to_multiple_of,
-                            config.padding_side, flatten)
+            batch = collate(micro, data.train, pad_id, mode, config.pad_to_multiple_of, config.padding_side,
+                            flatten)
             last = m == len(plan[rank]) - 1
             with _micro_step(accelerator, model, sync=last, deepspeed=using_deepspeed):
                 inputs = model_inputs(batch, accelerator.device, attn, compute_dtype)
@@ -206,10 +208,10 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
             "step": done, "epoch": round(done / steps_per_epoch, 4), "loss": loss,
             "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "tokens_per_s": totals[2].item() / seconds, "padded_fraction": 1 - totals[2].item() / totals[1].item(),
-            "examples": counters["examples"], "tokens": counters["tokens"],
+            "examples": counters["examples"], "tokens": counters["tokens"], "batching": mode,
         }
         if data.val is not None and (done % config.eval_every == 0 or done == total_steps):
-            val_loss = evaluate(model, data.val, accelerator, config, pad_id, attn, compute_dtype)
+            val_loss = evaluate(model, data.val, accelerator, config, pad_id, attn, compute_dtype, cost)
             record["val_loss"] = val_loss
         if done % config.log_every == 0 or "val_loss" in record or done == total_steps:
             metrics.write(record)
@@ -255,15 +257,15 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
 
 @torch.no_grad()
 def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id: int, attn: str,
-             dtype: torch.dtype) -> float:
+             dtype: torch.dtype, cost: CostModel | None = None) -> float:
     """Token-weighted mean loss over the whole validation set (same masking as training)."""
     model.eval()
     ids = np.arange(len(val))
-    plan = plan_step(ids, val.lengths, config.batching, config.micro_batch_size, config.seq_len,
-                     accelerator.num_processes)
+    mode, plan = choose_plan(ids, val.lengths, config.batching, config.micro_batch_size, config.seq_len,
+                             accelerator.num_processes, cost, varlen=attn.startswith("flash"))
     total = torch.zeros(1, dtype=torch.float64)
     for micro in plan[accelerator.process_index]:
-        batch = collate(micro, val, pad_id, config.batching, config.pad_to_multiple_of, config.padding_side,
+        batch = collate(micro, val, pad_id, mode, config.pad_to_multiple_of, config.padding_side,
                         flatten=attn.startswith("flash"))
         logits = model(**model_inputs(batch, accelerator.device, attn, dtype), use_cache=False).logits
         total += token_loss_sum(logits, batch.tensors["labels"].to(accelerator.device)).item()
