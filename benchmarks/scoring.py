@@ -15,7 +15,9 @@ cached as safetensors), or any local folder / hub id.
 
 Data: JNLI validation v1.1 from ../shared/data/JGLUE (or --validation-file), few-shot pool from the
 JNLI v1.3 test file there (the train split is not in that copy). `--task marcja_v03` runs MARC-ja's
-two-choice prompt on reviews made from the same JNLI sentences (MARC-ja's text is not distributed).
+two-choice prompt on reviews made from the same JNLI sentences (MARC-ja's text is not distributed);
+`--task vqa_ppl` runs the VQA perplexity task (two requests per pair sharing a context) on
+question/answer pairs made from them (premise as question, hypothesis as answer).
 """
 
 from __future__ import annotations
@@ -86,9 +88,15 @@ def gemma_model(dtype: str) -> str:
 
         path = gguf_pkg.assemble()
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(
+        loaded = AutoModelForCausalLM.from_pretrained(
             str(path.parent), gguf_file=path.name, dtype=getattr(torch, dtype)
         )
+        # A GGUF-loaded model refuses save_pretrained; move its dequantized weights to a plain one.
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+        model.load_state_dict(loaded.state_dict())
         tok.save_pretrained(out)
         model.save_pretrained(out, safe_serialization=True)
     return str(out)
@@ -118,15 +126,32 @@ def marc_from_jnli(src: Path, dst: Path, seed: int) -> Path:
     return dst
 
 
-def build_requests(args, train_file: Path, validation_file: Path):
+def vqa_from_jnli(src: Path, dst: Path) -> Path:
+    """ja-vg-vqa-shaped pairs (question_answers.json) whose text is JNLI's sentences."""
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
+    images = [
+        {
+            "image_id": i,
+            "qas": [{"qa_id": i, "image_id": i, "question": r["sentence1"], "answer": r["sentence2"]}],
+        }
+        for i, r in enumerate(rows)
+    ]
+    dst.write_text(json.dumps(images, ensure_ascii=False), encoding="utf-8")
+    return dst
+
+
+def build_requests(args, train_file: Path, validation_file: Path, model_path: str):
     from lm_eval.tasks import TaskManager
 
     from jinstruct.harness_tasks import tasks_dir
 
     meta = {"train_file": str(train_file), "validation_file": str(validation_file)}
+    if args.task.startswith("vqa"):
+        meta = {"vqa_path": str(validation_file), "pretrained": model_path}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
     task = manager.load([args.task])["tasks"][args.task]
-    task.set_config("num_fewshot", args.num_fewshot)
+    if not args.task.startswith("vqa"):
+        task.set_config("num_fewshot", args.num_fewshot)
     task.build_all_requests(limit=args.limit, rank=0, world_size=1)
     return task.instances
 
@@ -240,15 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.task.startswith("marcja"):
             validation = marc_from_jnli(validation, Path(tmp) / "valid.json", seed=1)
             train = marc_from_jnli(train, Path(tmp) / "train.json", seed=2)
-        instances = build_requests(args, train, validation)
+        if args.task.startswith("vqa"):
+            validation = vqa_from_jnli(validation, Path(tmp) / "question_answers.json")
+        instances = build_requests(args, train, validation, path)
     docs = len({i.doc_id for i in instances})
-    choices = [i.args[1] for i in instances[: len(instances) // docs]]
-    label_tokens = {c: len(tok.encode(c, add_special_tokens=False)) for c in choices}
+    shots = 0 if args.task.startswith("vqa") else args.num_fewshot
     print(
-        f"model {args.model} ({path}), {args.task} {args.num_fewshot}-shot, {docs} docs, "
+        f"model {args.model} ({path}), {args.task} {shots}-shot, {docs} docs, "
         f"{len(instances)} requests, {args.threads} thread(s), {args.dtype} on {args.device}"
     )
-    print(f"label tokens: {label_tokens}")
+    if shots:
+        choices = [i.args[1] for i in instances[: len(instances) // docs]]
+        print(f"label tokens: { {c: len(tok.encode(c, add_special_tokens=False)) for c in choices} }")
 
     configs = [("hf", int(b)) for b in args.stock_batch_sizes.split(",")]
     configs += [("hf-fast", int(b)) for b in args.fast_batch_sizes.split(",")]
@@ -315,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                             "forward_positions": r.forward_positions,
                             "head_positions": r.head_positions,
                             "padding": r.padding,
+                            "cpu_seconds": r.cpu_seconds,
                         }
-                        for r in runs
+                        for r in runs_list
                     ],
                 },
                 indent=1,

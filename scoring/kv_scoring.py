@@ -264,7 +264,7 @@ class SharedContextScorer:
         header_visible = (segment != -2)[:, :, None].expand(n_ctx, width, header_len)
         mask = torch.cat([header_visible, visible], dim=2)[:, None].to(dev)
         if self.eager_mask:
-            dtype = next(self.model.parameters()).dtype
+            dtype = getattr(_base_model(self.model), "dtype", torch.float32)
             mask = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill(~mask, torch.finfo(dtype).min)
 
         cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
