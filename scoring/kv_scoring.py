@@ -3,7 +3,7 @@
 "packed" (default where the attention takes a custom mask: sdpa, eager), one forward pass per batch,
 one row per distinct context:
 
-    [left pads][rest of the prefix][tail 1][tail 2]...[tail k][right pads]
+    [left pads][rest of the prefix][tail 1][tail 2]...[tail k]
 
 with a 4D mask under which the prefix is causal and each tail sees the prefix and itself only; each
 tail token gets the position it has in its own unpadded sequence. Nothing is copied per choice.
@@ -204,14 +204,15 @@ class SharedContextScorer:
     ) -> Iterator[tuple[int, float, bool]]:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
         if self.packs:
-            rest_len = max(len(c.prefix) for c in contexts) - header_len
-            tails_len = max(sum(len(requests[r].tail) for r in c.rows) for c in contexts)
-            if self.window is None or header_len + rest_len + tails_len <= self.window:
+            width = max(
+                len(c.prefix) - header_len + sum(len(requests[r].tail) for r in c.rows) for c in contexts
+            )
+            if self.window is None or header_len + width <= self.window:
                 return self._score_packed(contexts, requests, header_len, header_cache)
             if self.layout == "packed":
                 raise ValueError(
-                    f"hf-fast: a packed row of {header_len + rest_len + tails_len} tokens exceeds the sliding "
-                    f"window ({self.window}); use layout=auto"
+                    f"hf-fast: a packed row of {header_len + width} tokens exceeds the sliding window "
+                    f"({self.window}); use layout=auto"
                 )
         return self._score_cached(contexts, requests, header_len, header_cache)
 
@@ -226,30 +227,34 @@ class SharedContextScorer:
         dev = self.device
         n_ctx = len(contexts)
         rests = [c.prefix[header_len:] for c in contexts]
-        rest_len = max(len(r) for r in rests)
-        tails_len = max(sum(len(requests[r].tail) for r in c.rows) for c in contexts)
-        width = rest_len + tails_len
+        tails = [sum(len(requests[r].tail) for r in c.rows) for c in contexts]
+        totals = [len(rest) + t for rest, t in zip(rests, tails)]
+        # Rows are right-aligned (all padding on the left), so a row pads only to the longest row, and
+        # the last `keep` positions hold every row's tails.
+        width, keep = max(totals), max(tails)
 
         ids = torch.full((n_ctx, width), self.pad_token_id, dtype=torch.long)
         positions = torch.zeros((n_ctx, width), dtype=torch.long)
         segment = torch.full((n_ctx, width), -2, dtype=torch.long)  # -2 pad, -1 prefix, k >= 0 tail k
-        targets = torch.zeros((n_ctx, tails_len), dtype=torch.long)
-        owner = torch.full((n_ctx, tails_len), -1, dtype=torch.long)  # which request a tail position scores
+        targets = torch.zeros((n_ctx, keep), dtype=torch.long)
+        owner = torch.full((n_ctx, keep), -1, dtype=torch.long)  # which request a kept position scores
         row_req: list[int] = []
         for i, (ctx, rest) in enumerate(zip(contexts, rests)):
-            start = rest_len - len(rest)
+            start = width - totals[i]
+            offset = start + len(rest)
             if rest:
-                ids[i, start:rest_len] = torch.tensor(rest)
-                positions[i, start:rest_len] = torch.arange(header_len, header_len + len(rest))
-                segment[i, start:rest_len] = -1
-            ctx_len, offset = header_len + len(rest), rest_len
+                ids[i, start:offset] = torch.tensor(rest)
+                positions[i, start:offset] = torch.arange(header_len, header_len + len(rest))
+                segment[i, start:offset] = -1
+            ctx_len = header_len + len(rest)
             for k, r in enumerate(ctx.rows):
                 tail, n = requests[r].tail, len(requests[r].tail)
+                col = offset - (width - keep)
                 ids[i, offset : offset + n] = torch.tensor(tail)
                 positions[i, offset : offset + n] = torch.arange(ctx_len, ctx_len + n)
                 segment[i, offset : offset + n] = k
-                targets[i, offset - rest_len : offset - rest_len + n] = torch.tensor(requests[r].targets)
-                owner[i, offset - rest_len : offset - rest_len + n] = len(row_req)
+                targets[i, col : col + n] = torch.tensor(requests[r].targets)
+                owner[i, col : col + n] = len(row_req)
                 row_req.append(r)
                 offset += n
 
@@ -268,9 +273,9 @@ class SharedContextScorer:
             mask = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill(~mask, torch.finfo(dtype).min)
 
         cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
-        logits = self._forward(ids.to(dev), mask, positions.to(dev), cache, keep=tails_len)
-        logits = logits[:, -tails_len:]
-        n_tokens = sum(len(r) for r in rests) + sum(len(requests[r].tail) for r in row_req)
+        logits = self._forward(ids.to(dev), mask, positions.to(dev), cache, keep=keep)
+        logits = logits[:, -keep:]
+        n_tokens = sum(totals)
         self.stats.add(n_tokens, ids.numel(), logits.shape[0] * logits.shape[1])
 
         logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)

@@ -88,7 +88,7 @@ def plan_groups(
         by_prefix.setdefault(req.prefix, Context(req.prefix)).rows.append(i)
     if not by_prefix:
         return []
-    max_tail = {ctx.prefix: max(len(requests[r].tail) for r in ctx.rows) for ctx in by_prefix.values()}
+    tails = {ctx.prefix: sum(len(requests[r].tail) for r in ctx.rows) for ctx in by_prefix.values()}
 
     ordered = sorted(by_prefix)  # lexicographic: prefixes with a common start become neighbours
     runs: list[tuple[int, list[tuple[int, ...]]]] = []
@@ -105,11 +105,12 @@ def plan_groups(
     for header, members in runs:
         if len(members) == 1:
             header = 0
-        if window is not None and header and max(len(p) + max_tail[p] for p in members) > window:
+        if window is not None and header and max(len(p) + tails[p] for p in members) > window:
             header = 0
         contexts = [by_prefix[p] for p in members]
-        # Longest first inside a group: batches of similar length pad little, and memory peaks early.
-        contexts.sort(key=lambda c: (-c.length, -max_tail[c.prefix], c.prefix))
+        # Longest first inside a group (prefix plus all its tails, as a packed row): batches of similar
+        # length pad little, and memory peaks early.
+        contexts.sort(key=lambda c: (-(c.length + tails[c.prefix]), -c.length, c.prefix))
         groups.append(Group(header_len=header, contexts=contexts))
     groups.sort(key=lambda g: -max(c.length for c in g.contexts))
     return groups
