@@ -202,15 +202,21 @@ def stock_tokens(lm, instances) -> int:
     return sum(len(r) for r in rows)
 
 
-def run_stock(model, tok, instances, batch_size: int) -> Run:
-    from lm_eval.models.huggingface import HFLM
-
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+def timed_loglikelihood(lm, model, instances):
+    """Score `instances` once: results, wall and CPU seconds, and the positions the model saw."""
     counter = PositionCounter(model)
     start, cpu_start = time.perf_counter(), time.process_time()
     results = lm.loglikelihood(instances, disable_tqdm=True)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     counter.close()
+    return results, seconds, cpu_seconds, counter
+
+
+def run_stock(model, tok, instances, batch_size: int) -> Run:
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+    results, seconds, cpu_seconds, counter = timed_loglikelihood(lm, model, instances)
     tokens = stock_tokens(lm, instances)
     # Stock computes the head at every fed position, padding included.
     return Run("hf", batch_size, seconds, cpu_seconds, results, tokens, counter.positions, counter.positions)
@@ -220,11 +226,7 @@ def run_fast(model, tok, instances, batch_size: int) -> Run:
     from jinstruct.scoring import HFFastLM
 
     lm = HFFastLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
-    counter = PositionCounter(model)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    results = lm.loglikelihood(instances, disable_tqdm=True)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    counter.close()
+    results, seconds, cpu_seconds, counter = timed_loglikelihood(lm, model, instances)
     st = lm.scoring_stats
     if st.forward_positions != counter.positions:
         raise RuntimeError(

@@ -102,11 +102,6 @@ def read_json_lines(path: Path, spec: JGLUEDataset) -> list[dict[str, Any]]:
     return rows
 
 
-def _rows_to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
-    # All values as given, but the text and label columns typed the same in every source.
-    return datasets.Dataset.from_list(rows)
-
-
 def find_local_release(data_dir: Path, spec: JGLUEDataset, prefer_version: str) -> tuple[str, dict[str, Path]]:
     """The release folder to read under a JGLUE copy: `prefer_version` if complete, else the newest."""
     root = data_dir / "datasets" if (data_dir / "datasets").is_dir() else data_dir
@@ -134,7 +129,7 @@ def find_local_release(data_dir: Path, spec: JGLUEDataset, prefer_version: str) 
 
 
 def _load_local_files(files: dict[str, Path], spec: JGLUEDataset) -> datasets.DatasetDict:
-    return datasets.DatasetDict({split: _rows_to_dataset(read_json_lines(path, spec)) for split, path in files.items()})
+    return datasets.DatasetDict({split: datasets.Dataset.from_list(read_json_lines(path, spec)) for split, path in files.items()})
 
 
 def _load_hub(spec: JGLUEDataset, repo: str, revision: str | None) -> datasets.DatasetDict:
