@@ -52,8 +52,21 @@ def test_output_refuses_a_foreign_folder_unless_overwrite(tiny_lm, tmp_path, cap
     out = tmp_path / "mine"
     out.mkdir()
     (out / "metrics.jsonl").write_text("my own notes\n", encoding="utf-8")
-    argv = ["--model", str(tiny_lm), "--data", str(SAMPLE), "--output", str(out), "--max-steps", "1",
-            "--val-size", "0", "--global-batch-size", "8", "--no-progress"]
+    argv = [
+        "--model",
+        str(tiny_lm),
+        "--data",
+        str(SAMPLE),
+        "--output",
+        str(out),
+        "--max-steps",
+        "1",
+        "--val-size",
+        "0",
+        "--global-batch-size",
+        "8",
+        "--no-progress",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "is not empty" in err and "pass --overwrite" in err
