@@ -151,3 +151,28 @@ def test_bad_yaml_configs_name_the_file(tmp_path, capsys):
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump({"seed": 3}), encoding="utf-8")
     assert config_from_args(["--config", str(ok), "--model", "m", "--data", "d.jsonl"]).seed == 3
+
+
+def test_rng_state_round_trips_through_safetensors_with_cuda_states(tmp_path):
+    """The CUDA branch is exercised here without a GPU: states are plain byte tensors either way."""
+    import random
+
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.torch import load_file as load_tensors
+    from safetensors.torch import save_file
+
+    random.seed(3)
+    np.random.seed(4)
+    torch.manual_seed(5)
+    path = tmp_path / "rng_0.safetensors"
+    checkpoint.save_rng_state(path)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    fake_cuda = {f"cuda_{i}": torch.full((16,), i, dtype=torch.uint8) for i in range(3)}
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    save_file({**load_tensors(path), **fake_cuda}, str(path), metadata=meta)
+    state = checkpoint.load_rng_state(path)
+    assert [int(s[0]) for s in state["cuda"]] == [0, 1, 2]
+    checkpoint.set_rng_state({k: v for k, v in state.items() if k != "cuda"})
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
