@@ -306,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = DemoConfig()
     if args.config:
-        for k, v in (yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}).items():
+        try:
+            overrides = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            print(f"jinstruct demo: config file {args.config}: cannot read it as YAML (UTF-8): {err}", file=sys.stderr)
+            return 2
+        if not isinstance(overrides, dict):
+            print(f"jinstruct demo: config file {args.config}: expected a mapping of DemoConfig fields", file=sys.stderr)
+            return 2
+        for k, v in overrides.items():
             if not hasattr(cfg, k):
                 print(f"jinstruct demo: {args.config}: unknown field {k!r}", file=sys.stderr)
                 return 2

@@ -60,8 +60,18 @@ def main_eval(argv: list[str]) -> int:
               "--tasks jnli_v02,marcja_v02 --num_fewshot 3\n"
               "`lm_eval --help` lists every argument.")
         return 0
+    from jinstruct.harness_tasks.jglue.fewshot import FewShotPoolError
+    from jinstruct.names import task_hint
+
     sys.argv = ["lm-eval", *_merge_include_path(list(argv))]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except ValueError as err:  # lm-eval's "Tasks not found: a, b": add the closest of our task names
+        hint = task_hint(str(err).split(":", 1)[1].split(", ")) if str(err).startswith("Tasks not found:") else ""
+        if not hint and not isinstance(err, FewShotPoolError):
+            raise
+        print(f"jinstruct eval: {err}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -97,8 +97,10 @@ def run(
     max_new_tokens: int = 128,
     repetition_penalty: float | None = None,
     stream: bool = True,
+    into: list[Generation] | None = None,
 ) -> list[Generation]:
-    results = []
+    """Generations of every spec for every prompt; each is appended to `into` (if given) as it is made."""
+    results = [] if into is None else into
     for spec in specs:
         model, tokenizer = load_model(spec)
         model_type = getattr(getattr(model, "config", None), "model_type", "") or ""
@@ -143,12 +145,53 @@ def to_markdown(gens: list[Generation], note: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def output_paths(out: Path) -> tuple[Path, Path]:
+    """(markdown, JSON lines): `--out g.md` or `--out g.jsonl` both give g.md and g.jsonl."""
+    if out.suffix.lower() == ".jsonl":
+        return out.with_suffix(".md"), out
+    return out, out.with_suffix(".jsonl")
+
+
 def write(gens: list[Generation], out: Path, note: str | None = None) -> list[Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(gens, note), encoding="utf-8")
-    jsonl = out.with_suffix(".jsonl")
+    md, jsonl = output_paths(out)
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(to_markdown(gens, note), encoding="utf-8")
     jsonl.write_text("".join(json.dumps(g.__dict__, ensure_ascii=False) + "\n" for g in gens), encoding="utf-8")
-    return [out, jsonl]
+    return [md, jsonl]
+
+
+def _on_hub(repo: str, filename: str) -> bool | None:
+    """Whether a hub repository has the file (the local cache first); None when the hub cannot be asked."""
+    from huggingface_hub import file_exists, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(repo, filename), str):
+            return True
+        return file_exists(repo, filename)
+    except Exception:  # offline, unreachable, or not a valid repository id
+        return None
+
+
+def check_paths(specs: list[ModelSpec], out: Path) -> None:
+    """Every model, adapter and output path a run needs, checked before any model is loaded."""
+    for spec in specs:
+        for what, value, needed in (("base model", spec.base_model, "config.json"),
+                                    ("adapter", spec.adapter, "adapter_config.json")):
+            if not value:
+                continue
+            path = Path(value).expanduser()
+            if path.exists():
+                if not (path / needed).is_file():
+                    raise ConfigError(f"{spec.display}: {what} {value} has no {needed}")
+            elif value.startswith((".", "/", "~")) or not _on_hub(value, needed):
+                raise ConfigError(f"{spec.display}: {what} {value} is not a local folder, nor a Hugging Face hub "
+                                  f"repository with {needed} that can be reached")
+    for path in output_paths(out):
+        if path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a folder; give a file name such as results/generations.md")
+        parent = next((p for p in path.parents if p.exists()), Path("."))
+        if not parent.is_dir():
+            raise ConfigError(f"--out {out}: {parent} is a file, not a folder")
 
 
 def _read_prompts(path: Path) -> list[str]:
@@ -190,8 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"jinstruct generate: {err}", file=sys.stderr)
         return 2
-    gens = run(specs, prompts, max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-               stream=not args.no_stream)
+    try:
+        check_paths(specs, args.out)
+    except ConfigError as err:
+        print(f"jinstruct generate: {err}", file=sys.stderr)
+        return 2
+    gens: list[Generation] = []
+    try:
+        run(specs, prompts, max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+            stream=not args.no_stream, into=gens)
+    except (Exception, KeyboardInterrupt) as err:  # keep what was generated before the failure
+        if not gens:
+            raise
+        paths = write(gens, args.out, note=f"Incomplete: stopped by {type(err).__name__}: {err}")
+        print(f"\njinstruct generate: stopped ({type(err).__name__}: {err}); kept the {len(gens)} generations "
+              f"made before it: {', '.join(map(str, paths))}", file=sys.stderr)
+        return 1
     paths = write(gens, args.out)
     print("\nwrote: " + ", ".join(map(str, paths)))
     return 0

@@ -54,7 +54,7 @@ def test_pairs_by_base_model_or_explicit_base():
     [
         ({"models": []}, "non-empty `models:`"),
         ({"models": [{"name": "a"}]}, r"models\[0\] has no `base_model:`"),
-        ({"models": [{"base_model": "m", "adaptor": "x"}]}, r"unknown keys \['adaptor'\]"),
+        ({"models": [{"base_model": "m", "adaptor": "x"}]}, r"unknown key\(s\) 'adaptor' \(did you mean 'adapter'\?\)"),
         ({"models": [{"name": "a", "base_model": "m"}, {"name": "a", "base_model": "n"}]}, "repeated: \\['a'\\]"),
         ({"models": [{"name": "a", "base_model": "m", "base": "zz"}]}, "base: 'zz'"),
         ({"models": [{"base_model": "m", "vqa_language": "fr"}]}, "vqa_language"),

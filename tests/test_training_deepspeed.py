@@ -70,8 +70,8 @@ def test_zero2_one_and_two_processes_match_plain(tiny_lm, tmp_path):
     run_info = json.loads((tmp_path / "two" / "training_config.json").read_text())["run"]
     assert run_info["world_size"] == 2 and run_info["examples_seen"] == 32
     # both processes wrote their RNG state into the same atomic checkpoint
-    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints" / "step-000004").glob("rng_*.pt")) == [
-        "rng_0.pt", "rng_1.pt"]
+    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints" / "step-000004").glob("rng_*.safetensors")) == [
+        "rng_0.safetensors", "rng_1.safetensors"]
     # the plain run and the 2-process run agree on the logged losses too
     losses = [[json.loads(line)["loss"] for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
               for n in ("plain", "two")]

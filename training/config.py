@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from jinstruct.names import did_you_mean
+
 
 @dataclass
 class TrainConfig:
@@ -59,7 +61,7 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # 0: no clipping (as HF Trainer); negative values are refused
     seed: int = 42  # data order, LoRA init and dropout
 
     # --- LoRA
@@ -81,6 +83,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 1
     resume: bool = False  # continue from the newest complete checkpoint in `output`
+    overwrite: bool = False  # allow a non-empty `output` that is not a previous run (never a model's folder)
     merge: bool = False  # also write the base model with the adapter merged into output/merged
     report_to: str = "none"  # none, tensorboard, wandb (when installed)
     progress: bool = True  # tqdm bar
@@ -110,8 +113,12 @@ class TrainConfig:
                      "eval_every", "save_every", "keep_checkpoints", "log_every"):
             if getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.val_size < 0:
-            bad("val_size", "must be >= 0")
+        for name in ("val_size", "warmup_steps"):
+            if getattr(self, name) < 0:
+                bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if not self.max_grad_norm >= 0:  # also refuses NaN
+            bad("max_grad_norm", f"must be >= 0 (0 turns clipping off), got {self.max_grad_norm}; a negative "
+                "value would flip the sign of every gradient")
         if self.epochs <= 0 and self.max_steps is None:
             bad("epochs", "must be > 0 (or set max_steps)")
         for name in ("max_steps", "stop_at_step", "max_rows"):
@@ -155,8 +162,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
+                         f"(UTF-8): {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
     return data
@@ -181,7 +192,8 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
     for key, value in overrides.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise ValueError(f"{source}: unknown config field {key!r}; known fields: {', '.join(sorted(known))}")
+            raise ValueError(f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
+                             f"known fields: {', '.join(sorted(known))}")
         setattr(config, name, _coerce(known[name], value, source))
     return config
 
@@ -226,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jinstruct train",
         description="LoRA instruction tuning (the paper's Table I recipe by preset; every field overridable).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--preset", help=f"Table I preset: {', '.join(available_presets())}")
     parser.add_argument("--config", help="YAML (or JSON) file of config fields")
@@ -243,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         elif typing.get_origin(kind) is list:
             parser.add_argument(flag, dest=f.name, default=None, help="comma-separated")
         else:
-            parser.add_argument(flag, dest=f.name, default=None, help=f"(default: {f.default!r})")
+            shown = None if f.default is None or f.default == "" else f"(default: {f.default!r})"
+            parser.add_argument(flag, dest=f.name, default=None, help=shown)
     return parser
 
 

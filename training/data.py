@@ -81,7 +81,7 @@ def _iter_local(path: Path) -> Iterator[tuple[str, Any]]:
                 try:
                     yield where, json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield where, DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
+                    yield where, DataError(f"{where}: not valid JSON ({e.msg}, column {e.colno})")
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -115,6 +115,9 @@ def _iter_hub(name: str, revision: str | None) -> Iterator[tuple[str, Any]]:
 def check_source(source: str) -> None:
     """Fail fast (before a model is loaded) on a local data path that is not there."""
     path = Path(source)
+    if path.is_dir():
+        raise DataError(f"{source}: is a folder; --data takes one .json, .jsonl or .parquet file of "
+                        f"{{instruction, input, output}} rows, or a hub id such as {HUB_DATASETS[1]}")
     looks_local = path.suffix.lower() in LOCAL_SUFFIXES or source.startswith((".", "/", "~"))
     if looks_local and not path.is_file():
         raise DataError(f"{source}: data file not found (a hub id looks like owner/name, e.g. {HUB_DATASETS[1]})")
@@ -238,7 +241,7 @@ class TokenizedSet:
 
     @classmethod
     def load(cls, path: Path) -> TokenizedSet:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             return cls(tokens=f["tokens"], offsets=f["offsets"], masked=f["masked"])
 
 

@@ -21,10 +21,24 @@ def default_target_modules(model_type: str) -> list[str]:
                      "pass --lora-target-modules NAME[,NAME...] (the attention projection layers' names)")
 
 
+def check_targets(model, targets: list[str]) -> None:
+    """Every target name must match a module (PEFT would silently skip a misspelt one among good ones)."""
+    names = [name for name, _ in model.named_modules() if name]
+    leaves = {name.rsplit(".", 1)[-1] for name in names}
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        from jinstruct.names import did_you_mean
+
+        hints = "; ".join(f"{t!r}{did_you_mean(t, leaves)}" for t in missing)
+        raise ValueError(f"--lora-target-modules: no module of this {model.config.model_type} model is named {hints}; "
+                         f"module names here: {', '.join(sorted(leaves))}")
+
+
 def add_lora(model, config):
     from peft import LoraConfig, get_peft_model
 
     targets = config.lora_target_modules or default_target_modules(model.config.model_type)
+    check_targets(model, targets)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, lora), targets

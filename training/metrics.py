@@ -16,6 +16,9 @@ class MetricsLog:
         """On resume, forget what the interrupted run logged after its last checkpoint."""
         if not self.enabled or not self.path.exists():
             return
+        if step == 0:  # a fresh run: nothing earlier to keep (and an --overwrite'd file need not be ours)
+            self.path.write_text("", encoding="utf-8")
+            return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

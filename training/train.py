@@ -43,8 +43,49 @@ RESUME_MUST_MATCH = ("model", "data", "data_revision", "language", "seq_len", "l
                      "lora_dropout", "lora_target_modules")
 
 
+# Written into every output folder we train into: what makes a non-empty folder "a previous run of ours".
+RUN_MARKER = ".jinstruct-run"
+MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json", "model-00001-of-*.safetensors", "pytorch_model-00001-of-*.bin")
+
+
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+def is_previous_run(folder: Path) -> bool:
+    """A folder this trainer wrote: our marker, or (before the marker existed) a checkpoint or our config."""
+    if (folder / RUN_MARKER).is_file() or checkpoint.list_checkpoints(folder):
+        return True
+    try:
+        saved = json.loads((folder / "training_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and isinstance(saved.get("run"), dict) and "lora_r" in saved
+
+
+def check_output(config: TrainConfig) -> None:
+    """Never write into a model's folder (an adapter_config.json there makes transformers attach the
+    adapter whenever that folder is loaded as a base), nor clobber a folder that is not one of our runs."""
+    output = Path(config.output)
+    base = Path(config.model).expanduser()
+    if base.exists() and output.exists() and output.resolve() == base.resolve():
+        raise ValueError(f"--output {output} is the base model's own folder; an adapter written there would be "
+                         "attached whenever that folder is loaded as the base. Pick a new --output folder.")
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder (new or a previous run of this trainer)")
+    weights = [p.name for pattern in MODEL_WEIGHTS for p in output.glob(pattern)]
+    if (output / "config.json").is_file() and weights:
+        raise ValueError(f"--output {output} holds a model ({weights[0]}, config.json); writing an adapter "
+                         "beside it would change what that folder loads as. Pick a new --output folder.")
+    entries = sorted(p.name for p in output.iterdir())
+    if entries and not is_previous_run(output) and not config.overwrite:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"--output {output} is not empty ({shown}) and is not a previous run of jinstruct train; "
+                         "pick a new or empty folder, or pass --overwrite to write into it (files of the same "
+                         "names are replaced)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +104,9 @@ def train(config: TrainConfig) -> Path:
     config.validate()
     check_source(config.data)
     output = Path(config.output)
+    check_output(config)
+    if config.resume and (found := checkpoint.newest_checkpoint(output)) is not None:
+        _check_same_run(checkpoint.read_state(found)["config"], config, found)  # before anything is loaded
     _single_process_env(config)
     accelerator, ds_config = _make_accelerator(config)
     try:
@@ -78,6 +122,8 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
     say = accelerator.print
     world, rank = accelerator.num_processes, accelerator.process_index
     output.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:
+        (output / RUN_MARKER).write_text(json.dumps({"written_by": "jinstruct train"}) + "\n", encoding="utf-8")
     set_seed(config.seed)
 
     # ---- base model, tokenizer, LoRA
@@ -147,8 +193,8 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         if found is None:
             say(f"--resume: no complete checkpoint in {checkpoint.checkpoint_dir(output)}; starting from step 0")
         else:
+            _check_same_run(checkpoint.read_state(found)["config"], config, found)
             state = checkpoint.load(accelerator, model, optimizer, scheduler, found)
-            _check_same_run(state["config"], config, found)
             start_step, counters = state["step"], state["counters"]
             say(f"resumed from {found} at step {start_step}")
     metrics.truncate_after(start_step)
@@ -191,7 +237,8 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
         if using_deepspeed:
             grad_norm = accelerator.deepspeed_engine_wrapped.get_global_grad_norm()  # the engine stepped
         else:
-            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            # 0 turns clipping off; an infinite bound still returns the norm for the log.
+            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm or math.inf)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         scheduler.step()

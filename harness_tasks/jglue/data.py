@@ -87,16 +87,22 @@ def _check_row(row: Any, spec: JGLUEDataset, where: str) -> dict[str, Any]:
 def read_json_lines(path: Path, spec: JGLUEDataset) -> list[dict[str, Any]]:
     """Rows of a GitHub-layout file (one JSON object per line), validated, labels as gold indices."""
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise JGLUEDataError(f"{where}: not valid JSON ({e.msg}); each line must be one JSON object") from e
-            rows.append(_check_row(row, spec, where))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise JGLUEDataError(f"{path}, line {line}: not UTF-8 (byte {e.object[e.start]:#04x}); JGLUE files are UTF-8 "
+                             "JSON lines. Convert it, e.g. `iconv -f SHIFT_JIS -t UTF-8 FILE > FILE.utf8`, or use "
+                             "the original release from github.com/yahoojapan/JGLUE") from None
+    for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise JGLUEDataError(f"{where}: not valid JSON ({e.msg}); each line must be one JSON object") from e
+        rows.append(_check_row(row, spec, where))
     if not rows:
         raise JGLUEDataError(f"{path}: no rows; expected one JSON object per line")
     return rows

@@ -19,6 +19,10 @@ from lm_eval.api.samplers import ContextSampler
 REFERENCE_SEED = 42
 
 
+class FewShotPoolError(ValueError):
+    """More shots asked for than the few-shot pool can give."""
+
+
 def stratified_counts(group_sizes: Sequence[int], k: int) -> list[int]:
     """Shots per label group: proportional share rounded down, the rest to the smallest groups."""
     total = sum(group_sizes)
@@ -51,6 +55,10 @@ def replay_shots(
     pool = range(len(pool_targets))
     groups = label_groups(pool_targets) if stratified else []
     counts = stratified_counts([len(g) for g in groups], k) if stratified else []
+    short = [f"{n} from a label group of {len(g)}" for g, n in zip(groups, counts) if n > len(g)]
+    if k > len(pool) or short:
+        raise FewShotPoolError(f"{k} shots need at least {k} examples in the few-shot pool, which holds {len(pool)}"
+                               + (f" (stratified draw: {', '.join(short)})" if short else ""))
     shots: list[list[int]] = [[] for _ in range(n_eval)]
     for doc in order:
         if k == 0:
@@ -81,15 +89,23 @@ class ReferenceReplaySampler(ContextSampler):
         self.eval_doc_index: int | None = None
         self._replays: dict[int, list[list[int]]] = {}
 
-    def configure(self, n_eval: int, pool_targets: Sequence[Any], stratified: bool) -> None:
+    def configure(self, n_eval: int, pool_targets: Sequence[Any], stratified: bool, task: str = "?",
+                  pool_name: str = "train") -> None:
         self.n_eval, self.pool_targets, self.stratified = n_eval, list(pool_targets), stratified
+        self.task, self.pool_name = task, pool_name
         self._replays.clear()
 
     def shots_for(self, doc_index: int, k: int) -> list[int]:
         if self.n_eval is None:
             raise RuntimeError("ReferenceReplaySampler.configure() was not called")
         if k not in self._replays:
-            self._replays[k] = replay_shots(self.n_eval, self.pool_targets, k, self.stratified)
+            try:
+                self._replays[k] = replay_shots(self.n_eval, self.pool_targets, k, self.stratified)
+            except FewShotPoolError as err:
+                raise FewShotPoolError(
+                    f"task {self.task}: --num_fewshot {k} is too many: {err} (the {self.pool_name!r} split). "
+                    f"Lower --num_fewshot to at most {len(self.pool_targets)}, or give a larger train file "
+                    "(metadata train_file / data_dir)") from None
         return self._replays[k][doc_index]
 
     def sample(self, n: int, eval_doc=None, df=None, **kwargs) -> list[dict[str, Any]]:

@@ -72,6 +72,8 @@ class JGLUETask(ConfigurableTask):
             n_eval=len(self.eval_docs),
             pool_targets=list(self.dataset[self.config.fewshot_split]["label"]),
             stratified=self.stratified,
+            task=str(self.config.task),
+            pool_name=str(self.config.fewshot_split),
         )
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:

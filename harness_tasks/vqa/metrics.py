@@ -68,6 +68,11 @@ def n_skipped(items: Sequence[Record]) -> int:
     return _run(items).n_skipped
 
 
+def n_empty_answers(items: Sequence[Record]) -> int:
+    """Scored pairs with an empty answer (scored as EOS alone); in the data, before --limit."""
+    return _run(items).n_empty_answers
+
+
 def counting(items: Sequence[Record]) -> str:
     return _run(items).counting()
 
@@ -86,6 +91,7 @@ METRIC_NAMES = (
     "n_truncated",
     "n_skipped",
     "n_paper_inexact",
+    "n_empty_answers",
     "counting",
     "data",
 )

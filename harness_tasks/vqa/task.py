@@ -31,6 +31,7 @@ class RunInfo:
     n_selected: int
     n_over_length: int  # among the selected pairs
     n_skipped: int  # over-length pairs left out (policy "skip")
+    n_empty_answers: int  # scored pairs whose answer is empty: their figure is the EOS token's alone
     overlength_policy: str
     tokenizer: str
     pair_encoding: str
@@ -51,7 +52,7 @@ class RunInfo:
         return (
             f"{self.data_origin}: {self.data_path} sha256={self.data_sha256[:16]}; "
             f"pairs in file {self.n_pairs_in_file}; sample {sample}; selected {self.n_selected}; "
-            f"over-length {self.n_over_length}; skipped {self.n_skipped}"
+            f"over-length {self.n_over_length}; skipped {self.n_skipped}; empty answers {self.n_empty_answers}"
         )
 
 
@@ -99,6 +100,10 @@ def build_dataset(language: str, **metadata: Any):
     n_over = n_skipped + sum(plan.truncated for plan in plans if plan is not None)
     if n_skipped == len(plans):
         raise ValueError(f"all {len(plans)} selected VQA pairs exceed max length {mt.max_length}.")
+    n_empty = sum(not p.answer.strip() for p, plan in zip(pairs, plans) if plan is not None)
+    if n_empty == len(plans) - n_skipped:
+        raise ValueError(f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
+                         "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers.")
 
     info = RunInfo(
         language=language,
@@ -111,6 +116,7 @@ def build_dataset(language: str, **metadata: Any):
         n_selected=len(pairs),
         n_over_length=n_over,
         n_skipped=n_skipped,
+        n_empty_answers=n_empty,
         overlength_policy=policy,
         tokenizer=mt.name,
         pair_encoding=mt.pair_encoding,

@@ -4,6 +4,7 @@ from jinstruct.harness_tasks.vqa.metrics import (  # noqa: F401
     bits_per_byte,
     counting,
     data,
+    n_empty_answers,
     n_over_length,
     n_paper_inexact,
     n_skipped,

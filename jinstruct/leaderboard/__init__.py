@@ -13,9 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from jinstruct.leaderboard.config import ConfigError, RunConfig, Suite, load_models, load_suite
+from jinstruct.leaderboard.config import METADATA_KEYS, ConfigError, RunConfig, Suite, load_models, load_suite
 from jinstruct.leaderboard.store import Store, gather
 from jinstruct.leaderboard.table import REFERENCE_FILE, Leaderboard, build
+from jinstruct.names import check_keys
 
 __all__ = ["ConfigError", "Leaderboard", "build_leaderboard", "main", "run_leaderboard"]
 
@@ -94,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None:
             cfg.limit = args.limit
         if args.metadata:
+            if not isinstance(args.metadata, dict):
+                print("jinstruct leaderboard: --metadata must be a JSON object", file=sys.stderr)
+                return 2
+            try:
+                check_keys(args.metadata, METADATA_KEYS, "--metadata", ConfigError)
+            except ConfigError as err:
+                print(f"jinstruct leaderboard: {err}", file=sys.stderr)
+                return 2
             cfg.metadata.update(args.metadata)
     out_dir = args.out or Path("results") / suite.name
     reference = None if str(args.reference).lower() == "none" else Path(args.reference)

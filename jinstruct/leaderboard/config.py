@@ -10,10 +10,23 @@ from typing import Any
 
 import yaml
 
+from jinstruct.names import check_keys, did_you_mean
+
 _MODEL_FIELDS = {
     "name", "base_model", "adapter", "prompt_version", "vqa_language", "dtype", "batch_size",
     "backend", "model_args", "base", "train_seq_len", "label",
 }
+_TOP_FIELDS = {"models", "metadata", "limit", "suite"}
+# Task metadata our tasks read (harness_tasks/): a misspelt key would silently fall back to a default.
+METADATA_KEYS = {
+    "data_dir", "train_file", "validation_file", "jglue_version",
+    "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
+    "vqa_tokenizer", "vqa_max_length",
+}
+_SUITE_FIELDS = {"name", "title", "columns", "extra"}
+_COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals"}
+# A suite's name becomes a folder under results/: one path component, no "..".
+_SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ConfigError(ValueError):
@@ -112,6 +125,7 @@ def task_name(family: str, prompt_version: str, vqa_language: str = "ja") -> str
 
 
 def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
+    check_keys(raw, _COLUMN_FIELDS, where, ConfigError)
     if not raw.get("family") and not raw.get("task"):
         raise ConfigError(f"{where}: a column needs `family:` (jnli, marcja, vqa) or `task:`")
     return Column(
@@ -127,9 +141,17 @@ def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
 
 
 def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: suite {name!r} must be a mapping with `columns:`")
+    check_keys(raw, _SUITE_FIELDS, f"{where} suite {name!r}", ConfigError)
+    if not _SUITE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{where}: suite name {name!r} must be one folder name (letters, digits, '.', '_', '-'; "
+                          "no '/' or '..'): results go to results/<name>/")
     cols, extra = [], []
     for target, key in ((cols, "columns"), (extra, "extra")):
         for i, c in enumerate(raw.get(key) or []):
+            if not isinstance(c, dict):
+                raise ConfigError(f"{where} suite {name!r} {key}[{i}] is not a mapping")
             for k in c.get("shots", [0]):
                 target.append(_column(c, k, f"{where} suite {name!r} {key}[{i}]"))
     if not cols:
@@ -150,9 +172,13 @@ def load_suite(name_or_path: str) -> Suite:
         return suites[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
-        raise ConfigError(f"no suite {name_or_path!r}: built-in suites are {sorted(suites)}, and no such file")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return _suite_from_dict(str(raw.get("name", path.stem)), raw, str(path))
+        raise ConfigError(f"no suite {name_or_path!r}{did_you_mean(name_or_path, suites)}: built-in suites are "
+                          f"{sorted(suites)}, and no such file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML (UTF-8): {err}") from None
+    return _suite_from_dict(str(raw.get("name", path.stem)) if isinstance(raw, dict) else path.stem, raw, str(path))
 
 
 @dataclass
@@ -190,14 +216,16 @@ class RunConfig:
 def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
         raise ConfigError(f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)")
+    check_keys(raw, _TOP_FIELDS, source, ConfigError)
+    if not isinstance(raw.get("metadata") or {}, dict):
+        raise ConfigError(f"{source}: `metadata:` must be a mapping of task metadata keys")
+    check_keys(raw.get("metadata") or {}, METADATA_KEYS, f"{source}: metadata", ConfigError)
     models = []
     for i, entry in enumerate(raw["models"]):
         where = f"{source}: models[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} is not a mapping; write `- name: ...` with `base_model: ...`")
-        unknown = set(entry) - _MODEL_FIELDS
-        if unknown:
-            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; known: {sorted(_MODEL_FIELDS)}")
+        check_keys(entry, _MODEL_FIELDS, where, ConfigError)
         if not entry.get("base_model"):
             raise ConfigError(f"{where} has no `base_model:` (a hub id or a local folder)")
         name = str(entry.get("name") or (entry.get("adapter") or entry["base_model"]))

@@ -15,9 +15,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from jinstruct.leaderboard.config import ModelSpec, RunConfig, Suite
+from jinstruct.leaderboard.config import ConfigError, ModelSpec, RunConfig, Suite
 from jinstruct.leaderboard.lengths import adapter_train_seq_len, measure
+from jinstruct.leaderboard.settings import describe_change, settings_digest, unit_settings
 from jinstruct.leaderboard.store import Store, UnitKey, harness_version, task_slice
+from jinstruct.names import task_hint
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,8 @@ class RunReport:
     backends: dict[str, str]
 
 
-def unit_key(spec: ModelSpec, task: str, shots: int, limit: int | None) -> UnitKey:
-    return UnitKey(spec.base_model, spec.adapter, task, shots, harness_version(), limit)
+def unit_key(spec: ModelSpec, task: str, shots: int, limit: int | None, settings: str | None = None) -> UnitKey:
+    return UnitKey(spec.base_model, spec.adapter, task, shots, harness_version(), limit, settings)
 
 
 def _device() -> str:
@@ -77,7 +79,12 @@ def _task_manager(metadata: dict[str, Any], tasks: list[str]):
     if all(t in ours.all_tasks for t in tasks):
         return ours
     # A suite may name stock lm-eval tasks too; scanning lm-eval's own folder costs a few seconds.
-    return TaskManager(include_path=str(tasks_dir()), include_defaults=True, metadata=metadata)
+    tm = TaskManager(include_path=str(tasks_dir()), include_defaults=True, metadata=metadata)
+    missing = [t for t in tasks if t not in tm.all_tasks]
+    if missing:
+        raise ConfigError(f"the suite names tasks that neither jinstruct nor lm-eval defines: {', '.join(missing)}. "
+                          + task_hint(missing))
+    return tm
 
 
 def _model_max_length(lm) -> int | None:
@@ -100,22 +107,30 @@ def run(
 
     report = RunReport([], [], {})
     models = [m for m in cfg.models if not only or m.name in only]
+    on_disk = store.records()
     for spec in models:
         units = suite.units(spec)
-        keys = {(t, k): unit_key(spec, t, k, cfg.limit) for t, k in units}
+        settings = unit_settings(spec, cfg.metadata)
+        keys = {(t, k): unit_key(spec, t, k, cfg.limit, settings_digest(settings)) for t, k in units}
         todo = [(t, k) for t, k in units if force or not store.has(keys[(t, k)])]
         report.skipped += [keys[u] for u in units if u not in todo]
+        for unit in todo:
+            stale = [r for r in on_disk if r.key.same_unit(keys[unit]) and r.key != keys[unit]]
+            if stale and not force:
+                change = describe_change(stale[-1].raw.get("jinstruct", {}).get("settings"), settings)
+                print(f"leaderboard: {spec.name}: {unit[0]} {unit[1]}-shot on disk ({stale[-1].path.name}) was "
+                      f"computed under different settings ({change}); re-scoring", file=sys.stderr)
         if not todo:
             print(f"leaderboard: {spec.name}: all {len(units)} results already computed, skipped")
             continue
         if len(todo) < len(units):
             print(f"leaderboard: {spec.name}: {len(units) - len(todo)} of {len(units)} results on disk, resuming")
         train_seq_len, seq_src = (spec.train_seq_len, "models file") if spec.train_seq_len else adapter_train_seq_len(spec.adapter)
+        metadata = {**spec.lm_eval_args(), **cfg.metadata}
+        tm = _task_manager(metadata, sorted({t for t, _ in todo}))  # before the model: a task typo fails fast
         lm, backend = load_lm(spec)
         report.backends[spec.name] = backend
         max_len = _model_max_length(lm)
-        metadata = {**spec.lm_eval_args(), **cfg.metadata}
-        tm = _task_manager(metadata, sorted({t for t, _ in todo}))
         # One lm-eval call per shot count (tasks together), one saved file per task.
         by_shots: dict[int, list[str]] = {}
         for task, shots in todo:
@@ -143,7 +158,7 @@ def run(
                 lengths = measure(samples, lm.tokenizer, max_len, train_seq_len) if samples else None
                 if lengths is not None:
                     lengths["train_seq_len_from"] = seq_src
-                extra = {"backend": backend, "prompt_version": spec.prompt_version}
+                extra = {"backend": backend, "prompt_version": spec.prompt_version, "settings": settings}
                 store.save(keys[(task, shots)], part, lengths, spec.name, extra)
                 report.scored.append(keys[(task, shots)])
                 bar.update(1)

@@ -1,4 +1,5 @@
-"""Raw results on disk: one lm-eval results JSON per (model, adapter, task, shots, harness version).
+"""Raw results on disk: one lm-eval results JSON per (model, adapter, task, shots, harness version,
+limit, settings); `settings` is a digest of everything else that can change a number (settings.py).
 
 Each unit is written atomically (temporary file, then rename) as soon as it is scored, so an
 interrupted run loses at most the unit in progress, and a re-run skips every unit already on disk.
@@ -39,9 +40,10 @@ class UnitKey:
     shots: int
     harness: str
     limit: int | None = None  # a --limit run never stands in for a full one
+    settings: str | None = None  # digest of settings.unit_settings; None: gathered, or an older jinstruct
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.model,
             "adapter": self.adapter,
             "task": self.task,
@@ -49,10 +51,19 @@ class UnitKey:
             "harness": self.harness,
             "limit": self.limit,
         }
+        if self.settings is not None:
+            out["settings"] = self.settings
+        return out
+
+    def same_unit(self, other: UnitKey) -> bool:
+        """The same model, adapter, task, shots and limit, whatever the settings and harness."""
+        return (self.model, self.adapter, self.task, self.shots, self.limit) == (
+            other.model, other.adapter, other.task, other.shots, other.limit)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UnitKey:
-        return cls(d["model"], d.get("adapter"), d["task"], int(d["shots"]), d["harness"], d.get("limit"))
+        return cls(d["model"], d.get("adapter"), d["task"], int(d["shots"]), d["harness"], d.get("limit"),
+                   d.get("settings"))
 
     def filename(self) -> str:
         def slug(s: str | None) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from jinstruct.leaderboard.config import Column, ModelSpec, RunConfig, Suite, task_name
+from jinstruct.leaderboard.settings import settings_digest, unit_settings
 from jinstruct.leaderboard.store import Record, harness_version
 
 REFERENCE_FILE = Path(__file__).resolve().parents[2] / "results" / "reference" / "paper_table2.yaml"
@@ -56,16 +57,19 @@ class Leaderboard:
     notes: list[str]
 
 
-def _pick(records: list[Record], spec: ModelSpec, task: str, shots: int, limit: int | None) -> Record | None:
+def _pick(records: list[Record], spec: ModelSpec, task: str, shots: int, limit: int | None,
+          settings: str | None = None) -> Record | None:
+    """The record for this cell; one computed under other settings than `settings` never stands in."""
     found = [
         r for r in records
         if r.key.model == spec.base_model and r.key.adapter == spec.adapter and r.key.task == task
-        and r.key.shots == shots and r.key.limit == limit
+        and r.key.shots == shots and r.key.limit == limit and r.key.settings in (None, settings)
     ]
     if not found:
         return None
     current = [r for r in found if r.key.harness == harness_version()]
-    return (current or found)[-1]
+    exact = [r for r in current if settings is not None and r.key.settings == settings]
+    return (exact or current or found)[-1]
 
 
 def _cell(record: Record | None, col: Column, task: str) -> Cell:
@@ -209,6 +213,7 @@ def build(
 ) -> Leaderboard:
     specs = cfg.models if cfg else specs_from_records(records)
     limit = cfg.limit if cfg else None
+    settings = {s.name: settings_digest(unit_settings(s, cfg.metadata)) for s in specs} if cfg else {}
     if cfg is None:  # gathered results: pair by base model, keep whatever limit they were run with
         cfg = RunConfig(models=specs, source="gathered results")
         limits = {r.key.limit for r in records}
@@ -220,7 +225,7 @@ def build(
         row = Row(name=spec.name, kind="model", spec=spec, note=spec.prompt_version)
         for col in suite.all_columns:
             task = col.task_for(spec)
-            record = _pick(records, spec, task, col.shots, limit)
+            record = _pick(records, spec, task, col.shots, limit, settings.get(spec.name))
             row.cells[col.key] = _cell(record, col, task)
             if record is not None and record.lengths is None:
                 unmeasured.add(spec.name)

@@ -1,0 +1,48 @@
+"""Closest-name suggestions for typos: unknown config keys and unknown task names."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean "x"?)' for the closest choice, or '' when none is close."""
+    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_keys(
+    mapping: Mapping, known: Iterable[str], where: str, error: type[Exception] = ValueError
+) -> None:
+    """Refuse keys of `mapping` that are not in `known`, naming the place and the closest valid key."""
+    known = sorted(known)
+    unknown = [str(k) for k in mapping if k not in known]
+    if unknown:
+        hints = "; ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
+        raise error(f"{where}: unknown key(s) {hints}; valid keys: {', '.join(known)}")
+
+
+@lru_cache(maxsize=1)
+def our_task_names() -> tuple[str, ...]:
+    """Every task and group name our task YAMLs define (read as text: no lm-eval import needed)."""
+    from jinstruct.harness_tasks import tasks_dir
+
+    names = set()
+    for path in tasks_dir().rglob("*.yaml"):
+        for match in re.finditer(
+            r"^(?:task|group): *([A-Za-z0-9_.-]+) *$", path.read_text(encoding="utf-8"), re.M
+        ):
+            names.add(match.group(1))
+    return tuple(sorted(names))
+
+
+def task_hint(names: Iterable[str]) -> str:
+    """A line suggesting the closest of our task names for each name given, or ''."""
+    hints = [f"{n!r}{did_you_mean(n, our_task_names())}" for n in (s.strip() for s in names) if n]
+    hints = [h for h in hints if "did you mean" in h]
+    if not hints:
+        return ""
+    return "unknown task " + ", ".join(hints) + f". jinstruct's tasks: {', '.join(our_task_names())}"
