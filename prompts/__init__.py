@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 
 _VERSION_FIELDS = (
-    "description", "text", "sep", "instruction", "system_prompt", "choice_item", "choice_sep", "shot_target",
+    "description",
+    "text",
+    "sep",
+    "instruction",
+    "system_prompt",
+    "choice_item",
+    "choice_sep",
+    "shot_target",
     "warning",
 )
 # Keys of a family in jglue.yaml that are not prompt versions: where the doc's fields are.
@@ -42,7 +49,9 @@ def fill(template: str, fields: Mapping[str, str]) -> str:
         if name in fields and not spec and not conversion:
             out.append(str(fields[name]).replace("{", "{{").replace("}", "}}"))
         else:
-            out.append("{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+            out.append(
+                "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
     return "".join(out)
 
 

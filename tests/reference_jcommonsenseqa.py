@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import random
 
-ALPACA = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+ALPACA = (
+    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+)
 VERSIONS = ("0.1", "0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6")
 TASKS = {f"jcommonsenseqa_v{v.replace('.', '')}": v for v in VERSIONS}
 
@@ -33,15 +35,26 @@ def prompt(version: str):
         return (
             "質問と回答の選択肢を入力として受け取り、選択肢から回答を選択してください。"
             "なお、回答は選択肢の番号(例:0)でするものとします。 \n\n",
-            lambda d: "質問:" + d["question"] + "\n選択肢:" + ",".join(f"{i}.{c}" for i, c in enumerate(_choices(d)))
-            + "\n回答:",
+            lambda d: (
+                "質問:"
+                + d["question"]
+                + "\n選択肢:"
+                + ",".join(f"{i}.{c}" for i, c in enumerate(_choices(d)))
+                + "\n回答:"
+            ),
             lambda d: f"{d['label']}",  # the trap: the digit, while the texts are scored
             "\n\n",
         )
     if version == "0.2.1":
         return (
             "与えられた選択肢の中から、最適な答えを選んでください。 \n\n",
-            lambda d: "質問：" + d["question"] + "\n選択肢：\n" + "\n".join("- " + c for c in _choices(d)) + "\n回答：",
+            lambda d: (
+                "質問："
+                + d["question"]
+                + "\n選択肢：\n"
+                + "\n".join("- " + c for c in _choices(d))
+                + "\n回答："
+            ),
             text_answer,
             "\n\n",
         )
@@ -49,8 +62,15 @@ def prompt(version: str):
         inst = "与えられた選択肢の中から、最適な答えを選んでください。"
         return (
             ALPACA,
-            lambda d: "### 指示:\n" + inst + "出力は以下から選択してください：\n"
-            + "\n".join("- " + c for c in _choices(d)) + "\n\n### 入力:\n" + d["question"] + "\n\n### 応答:\n",
+            lambda d: (
+                "### 指示:\n"
+                + inst
+                + "出力は以下から選択してください：\n"
+                + "\n".join("- " + c for c in _choices(d))
+                + "\n\n### 入力:\n"
+                + d["question"]
+                + "\n\n### 応答:\n"
+            ),
             text_answer,
             "\n\n",
         )
@@ -59,8 +79,16 @@ def prompt(version: str):
         desc = f"ユーザー: 与えられた選択肢の中から、最適な答えを選んでください。{nl}システム: 分かりました。{nl}"
         return (
             desc,
-            lambda d: "ユーザー: 質問：" + d["question"] + nl + "選択肢：" + nl + nl.join("- " + c for c in _choices(d))
-            + nl + "システム: ",
+            lambda d: (
+                "ユーザー: 質問："
+                + d["question"]
+                + nl
+                + "選択肢："
+                + nl
+                + nl.join("- " + c for c in _choices(d))
+                + nl
+                + "システム: "
+            ),
             text_answer,
             nl,
         )
@@ -68,8 +96,14 @@ def prompt(version: str):
         inst = "与えられた5つの選択肢の中から、最適な答えを選んでください。"
         return (
             "<s>[INST] <<SYS>>\nあなたは役立つアシスタントです。\n<</SYS>>\n\n",
-            lambda d: inst + "出力は以下から選択してください：\n" + "\n".join("- " + c for c in _choices(d))
-            + "\n\n質問：" + d["question"] + " [/INST] ",
+            lambda d: (
+                inst
+                + "出力は以下から選択してください：\n"
+                + "\n".join("- " + c for c in _choices(d))
+                + "\n\n質問："
+                + d["question"]
+                + " [/INST] "
+            ),
             text_answer,
             " </s><s>[INST] ",
         )
@@ -90,5 +124,7 @@ def reference_contexts(version: str, train_docs: list[dict], valid_docs: list[di
             contexts[i] = desc + doc_to_text(doc)
             continue
         shots = rnd.sample(train_docs, k)
-        contexts[i] = desc + sep.join(doc_to_text(s) + doc_to_target(s) for s in shots) + sep + doc_to_text(doc)
+        contexts[i] = (
+            desc + sep.join(doc_to_text(s) + doc_to_target(s) for s in shots) + sep + doc_to_text(doc)
+        )
     return [contexts[i] for i in range(len(valid_docs))]

@@ -29,12 +29,14 @@ def synthetic_rows(n: int, seed: int, start_id: int = 0) -> list[dict]:
     rows = []
     for i in range(n):
         picks = rnd.sample(things, 5)
-        rows.append({
-            "q_id": start_id + i,
-            "question": f"{rnd.choice(things)}と一緒に使うものは何？{i}",
-            **{f"choice{j}": picks[j] for j in range(5)},
-            "label": rnd.randrange(5),
-        })
+        rows.append(
+            {
+                "q_id": start_id + i,
+                "question": f"{rnd.choice(things)}と一緒に使うものは何？{i}",
+                **{f"choice{j}": picks[j] for j in range(5)},
+                "label": rnd.randrange(5),
+            }
+        )
     return rows
 
 
@@ -60,7 +62,9 @@ def test_every_context_equals_the_reference(task_name, jcqa):
     docs = list(task.eval_docs)
     assert [d["q_id"] for d in docs] == [d["q_id"] for d in valid]
     for k in (0, 1, 3, 5):
-        assert [task.fewshot_context(d, k) for d in docs] == reference_contexts(TASKS[task_name], train, valid, k), k
+        assert [task.fewshot_context(d, k) for d in docs] == reference_contexts(
+            TASKS[task_name], train, valid, k
+        ), k
     # Five requests per doc, each the bare choice text after the context.
     doc = docs[7]
     ctx = task.fewshot_context(doc, 3)

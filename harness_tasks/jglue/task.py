@@ -73,7 +73,9 @@ class JGLUETask(ConfigurableTask):
             raise ValueError(f"task {config.get('task')}: metadata.family must be one of {sorted(DATASETS)}")
         draw = meta.get("fewshot_draw", "plain")
         if draw not in FEWSHOT_DRAWS:
-            raise ValueError(f"task {config.get('task')}: metadata.fewshot_draw must be one of {FEWSHOT_DRAWS}")
+            raise ValueError(
+                f"task {config.get('task')}: metadata.fewshot_draw must be one of {FEWSHOT_DRAWS}"
+            )
         labels = tuple(config.get("doc_to_choice") or ())
         register_with_lm_eval()
 
@@ -82,7 +84,9 @@ class JGLUETask(ConfigurableTask):
         n_choices = len(DATASETS[family].label_names)
         if self.prompt.choice_fields:
             if labels:
-                raise ValueError(f"task {config.get('task')}: {family} has per-doc choices; drop doc_to_choice")
+                raise ValueError(
+                    f"task {config.get('task')}: {family} has per-doc choices; drop doc_to_choice"
+                )
             doc_to_choice: list[str] | DocChoices = DocChoices(self.prompt)
         elif len(labels) != n_choices:
             raise ValueError(f"task {config.get('task')}: doc_to_choice needs {n_choices} words")
@@ -121,14 +125,22 @@ class JGLUETask(ConfigurableTask):
         )
         wanted, used = str(meta.get("jglue_version", "1.1")), loaded.source.get("jglue_version")
         if used and used != wanted:
-            log.warning("%s: the reference task scores JGLUE v%s; this local copy is v%s",
-                        self.config.task, wanted, used)
+            log.warning(
+                "%s: the reference task scores JGLUE v%s; this local copy is v%s",
+                self.config.task,
+                wanted,
+                used,
+            )
         validation = loaded.dataset["validation"]
         loaded.dataset["validation"] = validation.add_column(DOC_INDEX, list(range(len(validation))))
         self.dataset = loaded.dataset
         # Recorded in the results JSON (configs.<task>.metadata): which rows this score is over.
-        self.config.metadata = {**meta, "data": loaded.source,
-                                "n_train": len(loaded.dataset["train"]), "n_validation": len(validation)}
+        self.config.metadata = {
+            **meta,
+            "data": loaded.source,
+            "n_train": len(loaded.dataset["train"]),
+            "n_validation": len(validation),
+        }
 
     def fewshot_context(self, doc: dict[str, Any], num_fewshot: int, *args: Any, **kwargs: Any):
         # lm-eval gives a sampler no eval doc when the pool is another split; the replay needs it.
