@@ -1,11 +1,12 @@
-"""An independent re-implementation of the reference harness's JCommonsenseQA prompts and draw,
-written from ../shared/spec/jp-eval-suite.md and the reference's task classes, for the tests to compare
-the tasks against. It shares no code with jinstruct: every string is typed again here.
+"""An independent re-implementation of the reference harness's JCommonsenseQA prompts, written from
+../shared/spec/jp-eval-suite.md and the reference's task classes, for the tests to compare the tasks
+against. It shares no code with jinstruct: every string is typed again here; the draw order is the
+JGLUE tests' own re-implementation.
 """
 
 from __future__ import annotations
 
-import random
+from reference_jglue import contexts_in_reference_order
 
 ALPACA = (
     "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
@@ -111,20 +112,8 @@ def prompt(version: str):
 
 
 def reference_contexts(version: str, train_docs: list[dict], valid_docs: list[dict], k: int) -> list[str]:
-    """The context of every validation doc, in dataset order: Random(42) shuffles the docs, then each
-    doc's shots are `rnd.sample(train, k)` from the same stream, in shuffled order."""
+    """The context of every validation doc, in dataset order; shots are `rnd.sample(train, k)`."""
     desc, doc_to_text, doc_to_target, sep = prompt(version)
-    order = list(enumerate(valid_docs))
-    rnd = random.Random()
-    rnd.seed(42)
-    rnd.shuffle(order)
-    contexts: dict[int, str] = {}
-    for i, doc in order:
-        if k == 0:
-            contexts[i] = desc + doc_to_text(doc)
-            continue
-        shots = rnd.sample(train_docs, k)
-        contexts[i] = (
-            desc + sep.join(doc_to_text(s) + doc_to_target(s) for s in shots) + sep + doc_to_text(doc)
-        )
-    return [contexts[i] for i in range(len(valid_docs))]
+    return contexts_in_reference_order(
+        valid_docs, k, desc, doc_to_text, doc_to_target, sep, lambda rnd: rnd.sample(train_docs, k)
+    )
