@@ -130,3 +130,24 @@ def test_a_new_prompt_version_shows_up_in_the_leaderboard(throwaway_v07, tmp_pat
         assert any("jnli-1.3-0.7" in n for n in lb.notes)
     out = write_all(build(store.records(), suite, cfg), tmp_path_factory.mktemp("out"))
     assert "| m | 0.7 | 50.0 " in out["md"].read_text(encoding="utf-8")
+
+
+def test_group_entries_carry_their_shots_into_lm_eval(tmp_path):
+    """The ja_eval groups give each member its shots as `{task: ..., num_fewshot: k}` entries."""
+    from lm_eval.tasks import TaskManager
+
+    (tmp_path / "mini_group.yaml").write_text(
+        "group: mini_group\ntask:\n  - {task: jnli13_v03, num_fewshot: 2}\n  - {task: marcja_v03, num_fewshot: 1}\n"
+        'metadata:\n  version: 1.0\n  prompt_version: "0.3"\n',
+        encoding="utf-8",
+    )
+    manager = TaskManager(
+        include_path=[str(tasks_dir()), str(tmp_path)], include_defaults=False,
+        metadata={"data_dir": str(FIXTURE_JGLUE)},
+    )  # fmt: skip
+    loaded = manager.load(["mini_group"])["tasks"]
+    assert {name: t.config.num_fewshot for name, t in loaded.items()} == {"jnli13_v03": 2, "marcja_v03": 1}
+    assert load_catalog((tasks_dir(), tmp_path)).groups["mini_group"].members == (
+        ("jnli13_v03", 2),
+        ("marcja_v03", 1),
+    )
