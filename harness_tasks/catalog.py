@@ -115,11 +115,13 @@ class Catalog:
         a prompt version serve every version), preferring the language asked for."""
         if family not in self.families():
             raise LookupError(f"unknown task family {family!r}; known: {', '.join(self.families())}")
-        for group in self.groups.values():
-            if group.prompt_version == prompt_version:
-                named = [t.name for t in self.group_tasks(group.name) if t.family == family]
-                if len(named) == 1:
-                    return named[0]
+        named = {
+            t.name
+            for group in self.groups.values() if group.prompt_version == prompt_version
+            for t in self.group_tasks(group.name) if t.family == family
+        }  # fmt: skip
+        if len(named) == 1:
+            return named.pop()
         found = [
             t for t in self.tasks.values()
             if t.family == family and t.prompt_version in (None, prompt_version)

@@ -128,12 +128,11 @@ def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
 
 def _fill_averages(row: Row, suite: Suite) -> None:
     """An `average` column: the plain mean of the row's other displayed figures, once all are there."""
-    figures = [c for c in suite.columns if not c.average]
-    values = [row.cells.get(c.key, Cell()).value for c in figures]
+    values = [row.cells.get(c.key, Cell()).value for c in suite.columns if not c.average]
+    mean = sum(values) / len(values) if values and None not in values else None
     for col in suite.all_columns:
         if col.average:
-            done = all(v is not None for v in values) and values
-            row.cells[col.key] = Cell(value=sum(values) / len(values) if done else None, task="mean")
+            row.cells[col.key] = Cell(value=mean, task="mean")
 
 
 def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
@@ -172,7 +171,7 @@ def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: S
         lines, better, worse, flat = [], [], [], []
         for col in suite.columns:
             b, t = b_row.cells.get(col.key), t_row.cells.get(col.key)
-            if not b or not t or b.value is None or t.value is None:
+            if col.average or not b or not t or b.value is None or t.value is None:
                 continue
             text, sign = _fmt_delta(col, b, t)
             lines.append(f"{col.heading}: {text}")
