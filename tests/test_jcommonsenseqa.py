@@ -126,3 +126,42 @@ def test_a_bad_row_names_file_and_line(tmp_path):
     root = write_jcqa(tmp_path, train, valid)
     with pytest.raises(JGLUEDataError, match=r"valid-v1.1.json, line 3: missing field 'choice3'"):
         build_task("jcommonsenseqa_v01", data_dir=str(root))
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_log_likelihood_members_of_ja_eval_v03_run_end_to_end(tiny_lm):
+    """JCommonsenseQA, JNLI, MARC-ja and XWinograd-ja of ja_eval_v03, at the group's shots, through
+    lm-eval with hf-fast (reference tokenization) on the fixture copies."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    import jinstruct.scoring  # noqa: F401  (registers hf-fast)
+    from jinstruct.harness_tasks.catalog import task_catalog
+
+    metadata = {
+        "data_dir": str(FIXTURES / "JGLUE"),
+        "xwinograd_path": str(FIXTURES / "XWinograd" / "dataset.tsv"),
+    }
+    shots = dict(task_catalog().groups["ja_eval_v03"].members)
+    tasks = ["jcommonsenseqa_v03", "jnli_v03", "marcja_v03", "xwinograd_ja"]
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+    for task in tasks:
+        out = simple_evaluate(
+            model="hf-fast",
+            model_args={"pretrained": str(tiny_lm), "dtype": "float32", "tokenization": "reference"},
+            tasks=[task],
+            num_fewshot=shots[task],
+            task_manager=manager,
+            device="cpu",
+            batch_size=4,
+            limit=5,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
+        assert out["n-shot"][task] == shots[task] and 0.0 <= out["results"][task]["acc,none"] <= 1.0
+        samples = out["samples"][task]
+        assert len(samples) == 5
+        n_requests = {"jcommonsenseqa_v03": 5, "jnli_v03": 3, "marcja_v03": 2, "xwinograd_ja": 2}[task]
+        assert all(len(s["arguments"]) == n_requests for s in samples)
