@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from jinstruct.harness_tasks.catalog import most_common_version, task_catalog
 from jinstruct.leaderboard.config import Column, ModelSpec, RunConfig, Suite, task_name
 from jinstruct.leaderboard.settings import settings_digest, unit_settings
 from jinstruct.leaderboard.store import Record, harness_version
@@ -94,14 +94,15 @@ def _cell(record: Record | None, col: Column, task: str) -> Cell:
 def specs_from_records(records: list[Record]) -> list[ModelSpec]:
     """Models for gathered results without a models file: one per (model, adapter), prompt version
     inferred from the task names found."""
+    catalog = task_catalog()
     groups: dict[tuple[str, str | None], list[Record]] = {}
     for r in records:
         groups.setdefault((r.key.model, r.key.adapter), []).append(r)
     specs = []
     for (model, adapter), recs in groups.items():
-        versions = [m.group(1) for r in recs if (m := re.search(r"_v0(\d)$", r.key.task))]
-        pv = f"0.{max(set(versions), key=versions.count)}" if versions else "0.3"
-        lang = "en" if any(r.key.task == "vqa_ppl_en" for r in recs) else "ja"
+        pv = most_common_version(r.key.task for r in recs) or "0.3"
+        langs = {catalog.tasks[r.key.task].language for r in recs if r.key.task in catalog.tasks}
+        lang = "en" if "en" in langs else "ja"
         names = {r.model_name for r in recs if r.model_name}
         name = names.pop() if len(names) == 1 else Path(adapter or model).name or model
         specs.append(ModelSpec(name=name, base_model=model, adapter=adapter, prompt_version=pv, vqa_language=lang))
@@ -127,6 +128,15 @@ def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
         if row.cells:
             rows.append(row)
     return rows
+
+
+def _fill_averages(row: Row, suite: Suite) -> None:
+    """An `average` column: the plain mean of the row's other displayed figures, once all are there."""
+    values = [row.cells.get(c.key, Cell()).value for c in suite.columns if not c.average]
+    mean = sum(values) / len(values) if values and None not in values else None
+    for col in suite.all_columns:
+        if col.average:
+            row.cells[col.key] = Cell(value=mean, task="mean")
 
 
 def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
@@ -165,7 +175,7 @@ def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: S
         lines, better, worse, flat = [], [], [], []
         for col in suite.columns:
             b, t = b_row.cells.get(col.key), t_row.cells.get(col.key)
-            if not b or not t or b.value is None or t.value is None:
+            if col.average or not b or not t or b.value is None or t.value is None:
                 continue
             text, sign = _fmt_delta(col, b, t)
             lines.append(f"{col.heading}: {text}")
@@ -224,11 +234,14 @@ def build(
     for spec in order_models(specs, pairs):
         row = Row(name=spec.name, kind="model", spec=spec, note=spec.prompt_version)
         for col in suite.all_columns:
+            if col.average:
+                continue
             task = col.task_for(spec)
             record = _pick(records, spec, task, col.shots, limit, settings.get(spec.name))
             row.cells[col.key] = _cell(record, col, task)
             if record is not None and record.lengths is None:
                 unmeasured.add(spec.name)
+        _fill_averages(row, suite)
         rows.append(row)
     ref_rows, ref_source = load_reference(reference)
     rows += _reference_rows(ref_rows, suite)
@@ -238,6 +251,12 @@ def build(
         notes.append("harness: " + ", ".join(harnesses))
     if limit is not None:
         notes.append(f"every task was scored on its first {limit} documents only (--limit {limit}), not the full split")
+    catalog = task_catalog()
+    for row in rows:
+        ref_tasks = [catalog.tasks[c.task].reference_task for c in row.cells.values() if c.task in catalog.tasks]
+        if row.kind == "model" and any(ref_tasks):
+            # Which reference versions ran (published 1.1 vs head 1.3 JNLI, ...): the suite's choice, named.
+            notes.append(f"{row.name}: reference tasks " + ", ".join(dict.fromkeys(t for t in ref_tasks if t)))
     missing = [
         f"{row.name} {suite_col.heading}"
         for row in rows if row.kind == "model"
