@@ -8,6 +8,7 @@ the fixture data and a tiny model.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -35,6 +36,12 @@ PAPER_ROWS = [
     "Stormy (Instruct CALM) (paper)", "CALM (paper)", "Instruct LLaMA 7B (paper)", "LLaMA 7B (paper)",
     "Instruct LLaMA 13B (paper)", "LLaMA 13B (paper)",
 ]  # fmt: skip
+# Build with this venv's setuptools when it can make wheels itself (70.1+); otherwise pip fetches one.
+OFFLINE_BUILD = (
+    ["--no-build-isolation", "--no-index"]
+    if importlib.util.find_spec("setuptools.command.bdist_wheel")
+    else []
+)
 _NOT_COPIED = {
     ".venv",
     ".git",
@@ -111,8 +118,7 @@ def wheel_env(source, tmp_path_factory) -> Env:
     base = tmp_path_factory.mktemp("wheel_env")
     wheels = base / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(wheels), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *OFFLINE_BUILD, "-w", str(wheels), str(source)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     (wheel,) = wheels.glob("jinstruct-*.whl")
@@ -127,8 +133,7 @@ def editable_env(source, tmp_path_factory) -> Env:
     base = tmp_path_factory.mktemp("editable_env")
     root = _fresh_venv(base / "venv")
     subprocess.run(
-        [root / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "-e", str(source)],
+        [root / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", *OFFLINE_BUILD, "-e", str(source)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     return Env(root, *_work_and_data(base))

@@ -74,6 +74,8 @@ def test_reference_rows_and_writers(board, tmp_path):
     md = paths["md"].read_text(encoding="utf-8")
     assert "| _Stormy (Instruct CALM) (paper)_ | 0.2 | 0.459 | 0.508 |" in md and "> smoke" in md
     assert "tuned, JNLI 3-shot (jnli_v02): 3 of 10 longer than the training sequence length" in md
+    markers = md.split("## Markers")[1].split("##")[0]
+    assert "(paper)" not in markers  # the paper's markers are as printed, with no counts to list
     rows = list(csv.DictReader(paths["csv"].open(encoding="utf-8")))
     j3 = next(r for r in rows if r["model"] == "tuned" and r["column"] == "JNLI 3-shot")
     assert j3["markers"] == "*" and j3["n_over_train_seq_len"] == "3" and j3["task"] == "jnli_v02"

@@ -19,12 +19,12 @@ MARKER_LEGEND = (
 )
 
 
-def _caption(lb: Leaderboard) -> str:
+def _caption(lb: Leaderboard, italic: str = "_") -> str:
     accuracy = [c for c in lb.suite.columns if not c.lower_is_better]
-    scale = "in percent" if accuracy and all(c.scale == 100 for c in accuracy) else "as a fraction, as the paper prints it"
+    scale = "in percent" if accuracy and all(c.scale == 100 for c in accuracy) else "a fraction, as the paper prints it"
     return (
-        f"Accuracy {scale} ± standard error (lm-eval's, over examples); VQA ppl is the paper's macro perplexity "
-        "over answer + EOS (↓: lower is better). _Italic_ rows are the paper's published figures"
+        f"Accuracy ({scale}) ± standard error (lm-eval's, over examples); VQA ppl is the paper's macro perplexity "
+        f"over answer + EOS (↓: lower is better). {italic}Italic{italic} rows are the paper's published figures"
         + (f" ({lb.reference_source})" if lb.reference_source else "")
         + ". The Prompt column is the JGLUE prompt version each model was scored with."
     )
@@ -62,6 +62,8 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
 def _marker_counts(lb: Leaderboard) -> list[str]:
     out = []
     for row in lb.rows:
+        if row.kind == "reference":  # printed markers: the paper gives no counts
+            continue
         for col in lb.suite.all_columns:
             cell = row.cells.get(col.key)
             if not cell or not cell.markers:
@@ -224,7 +226,7 @@ def to_html(lb: Leaderboard, charts: list[Path], banner: str | None = None) -> s
         parts.append(f"<div class='banner'>{html.escape(banner).replace(chr(10), '<br>')}</div>")
     head, body = _table(lb, lb.suite.columns)
     parts.append(_html_table(head, body, lb.rows))
-    parts.append(f"<p>{html.escape(_caption(lb).replace('_', ''))}</p>")
+    parts.append(f"<p>{html.escape(_caption(lb, italic=''))}</p>")
     parts.append(f"<p>{html.escape(MARKER_LEGEND.replace('`', ''))}</p>")
     parts += [f"<p>{html.escape(note)}</p>" for note in lb.reference_notes]
     if lb.suite.extra:
