@@ -187,3 +187,14 @@ def test_user_tasks_win_in_a_real_task_manager(tmp_path):
     assert ours_or_users == [
         f"WARNING Task 'jnli_v03' from {tmp_path / 'jnli_v03.yaml'} overrides existing task from {OURS / 'jglue' / 'jnli_v03.yaml'}"
     ]  # the user's deliberate override, and nothing scanned twice
+
+
+def test_without_lm_eval_the_hook_does_nothing():
+    code = (
+        "import sys\n"
+        "sys.path[:] = [p for p in sys.path if 'site-packages' not in p]  # as if lm_eval were not installed\n"
+        "for name in [m for m in sys.modules if m.startswith('lm_eval')]: del sys.modules[name]\n"
+        "try:\n    import lm_eval.tasks.manager\nexcept ModuleNotFoundError as err:\n    print(err)\n"
+    )
+    proc = python(code)
+    assert proc.stdout.strip() == "No module named 'lm_eval'" and proc.stderr == ""
