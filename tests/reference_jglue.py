@@ -1,6 +1,6 @@
 """An independent re-implementation of the reference harness's JGLUE prompts and few-shot draw,
-written straight from ../shared/spec/jglue-tasks.md, for the tests to compare the tasks against.
-It shares no code with jinstruct on purpose: the prompt strings are typed again here from the spec.
+written from the reference harness's behaviour (docs/jglue-tasks.md), for the tests to compare the tasks against.
+It shares no code with jinstruct on purpose: the prompt strings are typed again here, not imported.
 """
 
 from __future__ import annotations
