@@ -1,5 +1,5 @@
 """An independent re-implementation of the reference harness's JP Eval generation prompts, few-shot
-stream, over-length retries and XLSum truncation, written from ../shared/spec/jp-eval-suite.md and the
+stream, over-length retries and XLSum truncation, written from the suite's spec and the
 reference's task classes, for the tests to compare the tasks against. It shares no code with
 jinstruct on purpose: the strings are typed again here, class by class (DESCRIPTION, SEP, FEWSHOT_SEP,
 doc_to_text), and the evaluator loop is written out as the reference runs it.

@@ -1,5 +1,5 @@
 """JSQuAD, JAQKET v2, XLSum-ja and MGSM-ja build the reference harness's contexts byte for byte
-(../shared/spec/jp-eval-suite.md), including the over-length retries and the XLSum truncation."""
+(Stability-AI jp-stable, head effdbea), including the over-length retries and the XLSum truncation."""
 
 from __future__ import annotations
 

@@ -145,7 +145,9 @@ def load_jsquad(meta: Mapping[str, Any]) -> Loaded:
         try:
             version, files = find_local_release(Path(local), _JSQUAD, "1.1")
         except ValueError as e:
-            raise JPEvalDataError(str(e)) from None
+            raise JPEvalDataError(
+                f"{e} (for JSQuAD the file keys are jsquad_train_file and jsquad_validation_file)"
+            ) from None
         return Loaded(
             {s: read_squad_json(p) for s, p in files.items()},
             {"source": "local JGLUE copy", "data_dir": str(local), "jglue_version": version},
@@ -361,10 +363,14 @@ def read_summaries(path: Path) -> list[dict[str, Any]]:
     else:
         with path.open(encoding="utf-8", newline="") as f:
             rows = [(f"{path}, row {i}", r) for i, r in enumerate(csv.DictReader(f), start=2)]
-    out = [_require(r, {"text": str, "summary": str}, where) for where, r in rows]
-    if not out:
+    if not rows:
         raise JPEvalDataError(f"{path}: no rows (expected columns text and summary)")
-    return [{"id": str(r.get("id", "")), "text": r["text"], "summary": r["summary"]} for r in out]
+    return [summary_row(r, where) for where, r in rows]
+
+
+def summary_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    row = _require(row, {"text": str, "summary": str}, where)
+    return {"id": str(row.get("id", "")), "text": row["text"], "summary": row["summary"]}
 
 
 def load_xlsum(meta: Mapping[str, Any]) -> Loaded:
@@ -391,10 +397,7 @@ def load_xlsum(meta: Mapping[str, Any]) -> Loaded:
 
         loaded = datasets.load_dataset(XLSUM_HUB)
         splits = {
-            s: [
-                _require(r, {"text": str, "summary": str}, f"{XLSUM_HUB} {s}, row {i}")
-                for i, r in enumerate(loaded[s])
-            ]
+            s: [summary_row(r, f"{XLSUM_HUB} {s}, row {i}") for i, r in enumerate(loaded[s])]
             for s in ("train", "test")
         }
         return Loaded(splits, {"source": "hub", "repo": XLSUM_HUB})

@@ -1,10 +1,11 @@
 """The task class behind every JSQuAD, JAQKET v2, XLSum-ja and MGSM-ja YAML (lm-eval `generate_until`).
 
 A YAML names the family and prompt version in its metadata; this class builds each doc's context the
-way the reference harness does (../shared/spec/jp-eval-suite.md): the `Random(42)` few-shot stream over
-the whole evaluated split, MGSM's and JAQKET's over-length retry that draws again, XLSum's per-article
-truncation, and a per-doc generation request (stop strings and token limit). Token counts use the
-model's own tokenizer, named by the model args that lm-eval merges into the task metadata.
+way the reference harness (Stability-AI's jp-stable branch; README "Generation tasks") does: the
+`Random(42)` few-shot stream over the whole evaluated split, MGSM's and JAQKET's over-length retry
+that draws again, XLSum's per-article truncation, and a per-doc generation request (stop strings and
+token limit). Token counts use the model's own tokenizer, named by the model args that lm-eval merges
+into the task metadata.
 """
 
 from __future__ import annotations
