@@ -110,6 +110,7 @@ class JPGenerationTask(ConfigurableTask):
             raise ValueError(f"task {config.get('task')}: metadata.family must be one of {FAMILIES}")
         register_with_lm_eval()
         self.family = family
+        # not `self.prompt`: ConfigurableTask keeps its promptsource prompt there
         self.gen_prompt = generation_prompt(family, str(meta["prompt_version"]))
         self.format = DocFormat(self.gen_prompt)
         config.update(
@@ -123,7 +124,7 @@ class JPGenerationTask(ConfigurableTask):
         )
         super().__init__(config=config, **kwargs)
         self._tokenizer: ModelTokenizer | None = None
-        self._contexts: dict[int, dict[int, str | None]] = {}  # num_fewshot -> doc index -> context
+        self._contexts: dict[int, dict[int, str]] = {}  # num_fewshot -> doc index -> context
         self._retry: dict[int, list[RetryDraw]] = {}
         self._plain: dict[int, list[list[int]]] = {}
 
