@@ -194,3 +194,22 @@ def test_bloom_refuses_the_packed_layout(tokenizer, tmp_path):
             )[0][0]
         )
     )
+
+
+def test_packing_is_refused_where_examples_would_mix(tokenizer, tmp_path):
+    path = tmp_path / "bloom"
+    tokenizer.save_pretrained(path)
+    build_model(tokenizer, arch="bloom", seed=0).save_pretrained(path, safe_serialization=True)
+    config = TrainConfig(
+        model=str(path),
+        data=str(SAMPLE),
+        output=str(tmp_path / "out"),
+        batching="pack",
+        max_steps=1,
+        global_batch_size=2,
+        micro_batch_size=2,
+        val_size=0,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="batching=pack cannot keep packed examples apart"):
+        train(config)
