@@ -9,7 +9,8 @@
    fp32-cast model, left padding) against ours (bf16, packed rows), tokens/s, validation loss and peak
    GPU memory of each.
 Each step runs in its own process under a time limit; the summary records what finished, its exit code and
-wall time. Nothing here runs without a GPU (it stops with a message).
+wall time (limits: 200 s each, so with the model build the whole check stays under 8 minutes). Nothing here
+runs without a GPU (it stops with a message).
 """
 
 from __future__ import annotations
@@ -37,10 +38,19 @@ def build_llama_1b(out: Path) -> Path:
     from jinstruct.tiny import train_tokenizer
 
     tok = train_tokenizer(tokenizer_texts(), vocab_size=4000)
-    config = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
-                         num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=4096,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=16,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     print(f"random Llama: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters", flush=True)
@@ -79,12 +89,52 @@ def main(argv: list[str] | None = None) -> int:
     model = build_llama_1b(CACHE / "llama-1b-random-bf16")
     summary["build_s"] = round(time.perf_counter() - t_all, 1)
     py = sys.executable
-    step("scoring", [py, "benchmarks/scoring.py", "--model", str(model), "--dtype", "bfloat16", "--device", "cuda",
-                     "--task", "jnli13_v03", "--num-fewshot", "3", "--limit", str(args.limit),
-                     "--jglue-dir", str(JGLUE), "--stock-batch-sizes", "8,32", "--fast-batch-sizes", "8,32",
-                     "--json", str(args.out / "scoring.json")], 240, summary)
-    step("training", [py, "benchmarks/training.py", "--device", "cuda", "--repeats", "1",
-                      "--train-rows", str(args.train_rows), "--json", str(args.out / "training.json")], 240, summary)
+    step(
+        "scoring",
+        [
+            py,
+            "benchmarks/scoring.py",
+            "--model",
+            str(model),
+            "--dtype",
+            "bfloat16",
+            "--device",
+            "cuda",
+            "--task",
+            "jnli13_v03",
+            "--num-fewshot",
+            "3",
+            "--limit",
+            str(args.limit),
+            "--jglue-dir",
+            str(JGLUE),
+            "--stock-batch-sizes",
+            "8,32",
+            "--fast-batch-sizes",
+            "8,32",
+            "--json",
+            str(args.out / "scoring.json"),
+        ],
+        200,
+        summary,
+    )
+    step(
+        "training",
+        [
+            py,
+            "benchmarks/training.py",
+            "--device",
+            "cuda",
+            "--repeats",
+            "1",
+            "--train-rows",
+            str(args.train_rows),
+            "--json",
+            str(args.out / "training.json"),
+        ],
+        200,
+        summary,
+    )
     summary["total_s"] = round(time.perf_counter() - t_all, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=2))
