@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from jinstruct.training import checkpoint
-from jinstruct.training.batching import CostModel, choose_plan, collate, model_inputs, token_loss_sum
+from jinstruct.training.batching import (
+    CostModel,
+    choose_plan,
+    collate,
+    model_inputs,
+    packing_unsupported,
+    token_loss_sum,
+)
 from jinstruct.training.config import TrainConfig, config_from_args, deepspeed_config_path
 from jinstruct.training.data import DataError, TokenizedSet, check_source, prepare_data
 from jinstruct.training.lora import add_lora
@@ -131,7 +138,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
     base_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     if config.base_fp32:
         base_dtype = torch.float32
-    attn = config.attn_implementation or _default_attention()
+    attn = config.attn_implementation or _default_attention()  # None: transformers picks per architecture
     tokenizer = AutoTokenizer.from_pretrained(config.model, revision=config.model_revision,
                                               trust_remote_code=config.trust_remote_code)
     pad_id = next(t for t in (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id)
@@ -139,9 +146,18 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=base_dtype, attn_implementation=attn,
                                                  revision=config.model_revision,
                                                  trust_remote_code=config.trust_remote_code)
+    attn = model.config._attn_implementation  # e.g. eager for Gemma 2, whose logit soft-capping sdpa lacks
     model.config.use_cache = False
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    batching = config.batching
+    cannot_pack = packing_unsupported(model)
+    if cannot_pack and batching == "pack":
+        raise ValueError(f"batching=pack cannot keep packed examples apart on this model: {cannot_pack}; "
+                         "use --batching group (or auto)")
+    if cannot_pack and batching == "auto":
+        batching = "group"
+        say(f"batching: group (one example per row), since {cannot_pack}")
     model, targets = add_lora(model, config)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(f"model {config.model} ({model.config.model_type}, {base_dtype}, attention {attn}); "
@@ -211,7 +227,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
     for step in range(start_step, total_steps):
         t0 = time.perf_counter()
         ids = step_examples(step)
-        mode, plan = choose_plan(ids, lengths, config.batching, config.micro_batch_size, config.seq_len, world,
+        mode, plan = choose_plan(ids, lengths, batching, config.micro_batch_size, config.seq_len, world,
                                  cost, varlen=flatten)
         n_target = int(targets_per_example[ids].sum())  # over every process: the loss denominator
         model.train()
@@ -258,7 +274,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
             "examples": counters["examples"], "tokens": counters["tokens"], "batching": mode,
         }
         if data.val is not None and (done % config.eval_every == 0 or done == total_steps):
-            val_loss = evaluate(model, data.val, accelerator, config, pad_id, attn, compute_dtype, cost)
+            val_loss = evaluate(model, data.val, accelerator, config, pad_id, attn, compute_dtype, cost, batching)
             record["val_loss"] = val_loss
         if done % config.log_every == 0 or "val_loss" in record or done == total_steps:
             metrics.write(record)
@@ -284,6 +300,7 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
     summary = {
         "steps": total_steps, "steps_per_epoch": steps_per_epoch, "world_size": world,
         "precision": precision, "base_dtype": str(base_dtype).replace("torch.", ""), "attention": attn,
+        "batching": batching,
         "deepspeed": ds_config, "lora_target_modules": targets, "trainable_parameters": n_trainable,
         "examples_seen": counters["examples"], "tokens_seen": counters["tokens"], "padded_fraction": padded,
         "train_seconds": counters["train_seconds"], "wall_seconds_this_invocation": time.perf_counter() - started,
@@ -304,11 +321,11 @@ def _run(config: TrainConfig, output: Path, accelerator, ds_config: dict | None)
 
 @torch.no_grad()
 def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id: int, attn: str,
-             dtype: torch.dtype, cost: CostModel | None = None) -> float:
+             dtype: torch.dtype, cost: CostModel | None = None, batching: str | None = None) -> float:
     """Token-weighted mean loss over the whole validation set (same masking as training)."""
     model.eval()
     ids = np.arange(len(val))
-    mode, plan = choose_plan(ids, val.lengths, config.batching, config.micro_batch_size, config.seq_len,
+    mode, plan = choose_plan(ids, val.lengths, batching or config.batching, config.micro_batch_size, config.seq_len,
                              accelerator.num_processes, cost, varlen=attn.startswith("flash"))
     total = torch.zeros(1, dtype=torch.float64)
     for micro in plan[accelerator.process_index]:
@@ -379,7 +396,7 @@ def _micro_step(accelerator, model, sync: bool, deepspeed: bool):
     accelerator.gradient_state._set_sync_gradients(True)
 
 
-def _default_attention() -> str:
+def _default_attention() -> str | None:
     if torch.cuda.is_available():
         try:
             import flash_attn  # noqa: F401
@@ -387,7 +404,7 @@ def _default_attention() -> str:
             return "flash_attention_2"
         except ImportError:
             pass
-    return "sdpa"
+    return None  # transformers' choice: sdpa where the architecture supports it, else eager
 
 
 def _resolve_precision(config: TrainConfig) -> str:
