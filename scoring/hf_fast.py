@@ -13,6 +13,8 @@ Extra model args (besides all of HFLM's):
 - `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
 - `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
   choices of a context into one row where the attention takes a custom mask, else uses the cache.
+- `chunk_tokens=256`: packed rows run in column chunks of about this many tokens (0: one pass), so the
+  attention under the explicit mask skips most of the masked upper triangle.
 - `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
 `batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
 """
@@ -25,8 +27,10 @@ from dataclasses import asdict, dataclass
 
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from torch.profiler import record_function
 from tqdm import tqdm
 
+from .generation import GenerationStats, generate_reference, reference_request
 from .kv_scoring import LAYOUTS, SharedContextScorer, unsupported_reason
 from .plan import batches, minimum_tokens, plan_groups, split_request
 from .tokenization import check_mode, encode_pair
@@ -78,6 +82,7 @@ class HFFastLM(HFLM):
         min_shared_prefix: int = 16,
         fast: bool = True,
         layout: str = "auto",
+        chunk_tokens: int = 256,
         **kwargs,
     ) -> None:
         super().__init__(pretrained, **kwargs)
@@ -90,11 +95,15 @@ class HFFastLM(HFLM):
         if layout not in LAYOUTS:
             raise ValueError(f"hf-fast: layout={layout!r} is not known; use one of {', '.join(LAYOUTS)}")
         self.layout = layout
+        self.chunk_tokens = int(chunk_tokens)
+        if self.chunk_tokens < 0:
+            raise ValueError(f"hf-fast: chunk_tokens={chunk_tokens} must be 0 (no chunks) or positive")
         self.scoring_stats = ScoringStats()
         self._scorer: SharedContextScorer | None = None
         self._fallback_reason: str | None = None
         self._fallback_said = False
         self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
+        self.generation_stats = GenerationStats()
 
     # -- tokenization ---------------------------------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False):
@@ -118,6 +127,52 @@ class HFFastLM(HFLM):
         finally:
             self._stock_only = False
 
+    # -- generation -------------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        """Default tokenization: HFLM's own generate_until. Reference: its greedy rules, batched."""
+        if self.tokenization != "reference":
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        prepared = []
+        for req in requests:
+            context, gen_kwargs = req.args
+            gen_kwargs = dict(gen_kwargs or {})
+            if gen_kwargs.get("do_sample") or float(gen_kwargs.get("temperature") or 0.0) > 0.0:
+                raise ValueError(
+                    "hf-fast: tokenization=reference decodes greedily as the reference harness does; "
+                    f"this request asks for sampling ({gen_kwargs}); drop do_sample/temperature or use "
+                    "tokenization=lm_eval"
+                )
+            max_gen_toks = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
+            prepared.append(
+                reference_request(
+                    self.tokenizer, context, gen_kwargs.get("until"), max_gen_toks, self.max_length
+                )
+            )
+        per_batch = self.batch_size if self.batch_size != "auto" else 16
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pbar = tqdm(
+            total=len(requests),
+            disable=(disable_tqdm or (self.rank != 0)),
+            desc="Running generate_until requests (hf-fast, reference rules)",
+        )
+
+        def done(i: int, text: str) -> None:
+            self.cache_hook.add_partial("generate_until", requests[i].args, text)
+            pbar.update(1)
+
+        texts = generate_reference(
+            self.model,
+            self.tokenizer,
+            prepared,
+            int(per_batch),
+            pad,
+            self.device,
+            self.generation_stats,
+            done,
+        )
+        pbar.close()
+        return texts
+
     # -- scoring ----------------------------------------------------------------------------------------
     def _fast_path(self) -> SharedContextScorer | None:
         if not self.fast or self._stock_only:
@@ -134,6 +189,7 @@ class HFFastLM(HFLM):
                     softmax_dtype=self.softmax_dtype,
                     autocast_dtype=self.mixed_precision_dtype,
                     layout=self.layout,
+                    chunk_tokens=self.chunk_tokens,
                 )
         if self._fallback_reason is not None and not self._fallback_said:
             eval_logger.warning(
@@ -159,17 +215,18 @@ class HFFastLM(HFLM):
         if not requests:
             return []
         started = time.perf_counter()
-        split = [split_request(ctx, cont, self.max_length) for _, ctx, cont in requests]
-        truncated = sum(len(ctx) + len(cont) > self.max_length + 1 for _, ctx, cont in requests)
-        if truncated:
-            eval_logger.warning(
-                "hf-fast: %d requests are longer than max_length=%d + 1 tokens and were truncated from the left",
-                truncated,
-                self.max_length,
+        with record_function("hf_fast.plan"):
+            split = [split_request(ctx, cont, self.max_length) for _, ctx, cont in requests]
+            truncated = sum(len(ctx) + len(cont) > self.max_length + 1 for _, ctx, cont in requests)
+            if truncated:
+                eval_logger.warning(
+                    "hf-fast: %d requests are longer than max_length=%d + 1 tokens and were truncated from the left",
+                    truncated,
+                    self.max_length,
+                )
+            groups = plan_groups(
+                split, share_prefix=self.share_prefix, min_shared=self.min_shared_prefix, window=scorer.window
             )
-        groups = plan_groups(
-            split, share_prefix=self.share_prefix, min_shared=self.min_shared_prefix, window=scorer.window
-        )
         per_batch = override_bs or self._contexts_per_batch(requests)
         before = (scorer.stats.tokens, scorer.stats.positions, scorer.stats.head_positions)
 
@@ -180,7 +237,8 @@ class HFFastLM(HFLM):
             desc="Running loglikelihood requests (hf-fast)",
         )
         for group in groups:
-            header_cache = scorer.run_header(group.header) if group.header_len else None
+            with record_function("hf_fast.header"):
+                header_cache = scorer.run_header(group.header) if group.header_len else None
             for batch in batches(group, per_batch):
                 for row, ll, greedy in scorer.score_batch(batch, split, group.header_len, header_cache):
                     answer = (ll, greedy)
