@@ -100,7 +100,7 @@ def test_packed_rows_in_chunks(tiny_llama, attention, share_prefix):
         )
         seen = []
         lm.model.register_forward_pre_hook(
-            lambda m, a, k: seen.append(k["input_ids"].numel()), with_kwargs=True
+            lambda m, a, k, seen=seen: seen.append(k["input_ids"].numel()), with_kwargs=True
         )
         assert_same(expected, lm.loglikelihood(requests), requests)
         calls[chunk] = seen
