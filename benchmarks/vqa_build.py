@@ -69,8 +69,14 @@ def stage(kind: str, qa_path: str, tok_path: str) -> dict:
         task.build_all_requests(rank=0, world_size=1)
         n = len(task.instances)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"stage": kind, "items": n, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb)}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "stage": kind,
+        "items": n,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
 
 
 def main(argv=None) -> int:
@@ -107,8 +113,8 @@ def main(argv=None) -> int:
             return out.returncode
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            f"{result['stage']}: {result['items']:,} items in {result['seconds']} s, "
-            f"peak RSS {result['peak_rss_mb']:,} MB"
+            f"{result['stage']}: {result['items']:,} items in {result['seconds']} s "
+            f"({result['cpu_seconds']} s CPU, the whole process), peak RSS {result['peak_rss_mb']:,} MB"
         )
     return 0
 

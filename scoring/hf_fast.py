@@ -104,11 +104,29 @@ class HFFastLM(HFLM):
         self._fallback_said = False
         self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
         self.generation_stats = GenerationStats()
+        self._encode_memo: dict[str, list[int]] | None = None
 
     # -- tokenization ---------------------------------------------------------------------------------
+    def tok_encode(self, string: str, add_special_tokens=None, left_truncate_len=None, **kwargs) -> list[int]:
+        memo = self._encode_memo
+        if memo is None or add_special_tokens is not None or left_truncate_len or kwargs:
+            return super().tok_encode(
+                string, add_special_tokens=add_special_tokens, left_truncate_len=left_truncate_len, **kwargs
+            )
+        found = memo.get(string)
+        if found is None:
+            found = memo[string] = super().tok_encode(string)
+        return list(found)
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         if self.tokenization == "lm_eval":
-            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            # lm-eval's _encode_pair encodes a doc's context once per choice; within this call each
+            # distinct string is encoded once (the tokenizer is deterministic).
+            self._encode_memo = {}
+            try:
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            finally:
+                self._encode_memo = None
         if self.enable_thinking:
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)  # raises HFLM's error
         new_reqs = []

@@ -277,7 +277,10 @@ class SharedContextScorer:
         return logits[:, -keep:], head_positions
 
     def _as_attention_mask(self, visible: torch.Tensor) -> torch.Tensor:
-        if not self.eager_mask:
+        # Eager attention adds the mask. SDPA takes a bool mask too, but its CPU kernels turn it into an
+        # additive one in every layer; one additive mask per pass does that work once (under autocast
+        # the query dtype is not known here, so the bool mask stays).
+        if not self.eager_mask and self.autocast_dtype is not None:
             return visible
         dtype = getattr(_base_model(self.model), "dtype", torch.float32)
         return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill(
