@@ -13,8 +13,9 @@ Extra model args (besides all of HFLM's):
 - `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
 - `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
   choices of a context into one row where the attention takes a custom mask, else uses the cache.
-- `chunk_tokens=256`: packed rows run in column chunks of about this many tokens (0: one pass), so the
-  attention under the explicit mask skips most of the masked upper triangle.
+- `chunk_tokens=auto`: packed rows run in column chunks of about this many tokens (0: one pass), so the
+  attention under the explicit mask skips most of the masked upper triangle; auto: 256 at one CPU
+  thread, 0 with more (see `kv_scoring.resolve_chunk_tokens`).
 - `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
 `batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
 """
@@ -82,7 +83,7 @@ class HFFastLM(HFLM):
         min_shared_prefix: int = 16,
         fast: bool = True,
         layout: str = "auto",
-        chunk_tokens: int = 256,
+        chunk_tokens: int | str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(pretrained, **kwargs)
@@ -95,9 +96,12 @@ class HFFastLM(HFLM):
         if layout not in LAYOUTS:
             raise ValueError(f"hf-fast: layout={layout!r} is not known; use one of {', '.join(LAYOUTS)}")
         self.layout = layout
-        self.chunk_tokens = int(chunk_tokens)
-        if self.chunk_tokens < 0:
-            raise ValueError(f"hf-fast: chunk_tokens={chunk_tokens} must be 0 (no chunks) or positive")
+        text = str(chunk_tokens).strip().lower()
+        if text != "auto" and not text.isdigit():
+            raise ValueError(
+                f"hf-fast: chunk_tokens={chunk_tokens!r} must be auto, 0 (no chunks) or a positive integer"
+            )
+        self.chunk_tokens = text if text == "auto" else int(text)
         self.scoring_stats = ScoringStats()
         self._scorer: SharedContextScorer | None = None
         self._fallback_reason: str | None = None

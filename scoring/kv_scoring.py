@@ -124,6 +124,16 @@ def unsupported_reason(model, backend: str) -> str | None:
     return None
 
 
+def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
+    """`auto`: chunks of 256 columns at one CPU thread, none otherwise. Chunks save the attention's
+    masked upper triangle but multiply the passes; with more threads every op of a pass ends in a
+    thread synchronisation, and on the 2-core benchmark machine the extra passes cost more than the
+    triangle saved (benchmarks/scoring.py, README Performance)."""
+    if chunk_tokens == "auto":
+        return 256 if torch.get_num_threads() == 1 else 0
+    return int(chunk_tokens)
+
+
 class SharedContextScorer:
     """Runs the planned batches on a transformers causal LM."""
 
@@ -135,7 +145,7 @@ class SharedContextScorer:
         softmax_dtype: torch.dtype | None = None,
         autocast_dtype: torch.dtype | None = None,
         layout: str = "auto",
-        chunk_tokens: int = 256,
+        chunk_tokens: int | str = "auto",
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"hf-fast: layout={layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -159,7 +169,7 @@ class SharedContextScorer:
         self.layout = layout
         self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION
         self.eager_mask = attention == "eager"
-        self.chunk_tokens = int(chunk_tokens)
+        self.chunk_tokens = chunk_tokens
         self.stats = PassStats()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -254,9 +264,8 @@ class SharedContextScorer:
         of that waste. Earlier chunks fill the cache (their head runs at one position); the last chunk
         holds every scored column."""
         n_ctx, width = ids.shape
-        starts = (
-            [s for s in range(0, width, self.chunk_tokens) if s <= width - keep] if self.chunk_tokens else [0]
-        )
+        chunk = resolve_chunk_tokens(self.chunk_tokens)
+        starts = [s for s in range(0, width, chunk) if s <= width - keep] if chunk else [0]
         if header_cache is not None:
             cache = self._header_copy(header_cache, n_ctx)
         else:
