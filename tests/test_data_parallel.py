@@ -1,10 +1,11 @@
 """Data-parallel evaluation on CPU: two `accelerate launch` processes (gloo) give one process's results.
 
-`accelerate launch --multi_gpu --num_processes 2 -m jinstruct eval --model hf-fast ...` with `--limit`, the
-few-shot replay of the stratified JNLI 1.3 draw, MARC-ja and vqa_ppl: the results JSON equals the
-one-process run's, and every logged sample is the same document with the same prompt and choices;
-log-likelihoods, and the perplexities summed from them, agree to float rounding (each process batches a
-different set of documents); accuracies and every other figure are identical.
+`accelerate launch --multi_gpu --num_processes 2 -m lm_eval --model hf-fast ...` (plain lm_eval, which
+finds hf-fast and the tasks through the start-up hook) and the same with `-m jinstruct eval`, with
+`--limit`, the few-shot replay of the stratified JNLI 1.3 draw, MARC-ja and vqa_ppl: the results JSON
+equals the one-process run's, and every logged sample is the same document with the same prompt and
+choices; log-likelihoods, and the perplexities summed from them, agree to float rounding (each process
+batches a different set of documents); accuracies and every other figure are identical.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ TASKS = ["jnli13_v03", "marcja_v02", "vqa_ppl"]
 # vqa_ppl figures are sums of log-likelihoods; the JGLUE ones count argmaxes and compare exactly.
 FROM_LOGLIKELIHOODS = {"ppl_paper", "ppl_token", "ppl_char", "bits_per_byte", "ppl_word"}
 pytestmark = pytest.mark.slow
+# How the evaluation is started: plain lm_eval (the start-up hook brings hf-fast and the tasks in), or
+# the alias, which installs the hook itself.
+ROUTES = {"lm_eval": ["-m", "lm_eval"], "jinstruct eval": ["-m", "jinstruct", "eval"]}
 
 
-def _eval_args(model: Path, out: Path) -> list[str]:
+def _eval_args(route: str, model: Path, out: Path) -> list[str]:
     metadata = {
         "data_dir": str(FIXTURES / "JGLUE"),
         "vqa_path": str(FIXTURES / "vqa" / "question_answers.json"),
     }
     return [
-        "-m",
-        "jinstruct",
-        "eval",
+        *ROUTES[route],
         "--model",
         "hf-fast",
         "--model_args",
@@ -56,7 +58,8 @@ def _eval_args(model: Path, out: Path) -> list[str]:
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "JINSTRUCT_LM_EVAL_AUTOLOAD"}  # the hook stays on
+    env |= {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -78,10 +81,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_llama, tmp_path_factory):
-    work = tmp_path_factory.mktemp("dp")
-    one, two = work / "one", work / "two"
-    _run([sys.executable, *_eval_args(tiny_llama, one)], work)
+def one_process(tiny_llama, tmp_path_factory):
+    work = tmp_path_factory.mktemp("dp_one")
+    _run([sys.executable, *_eval_args("jinstruct eval", tiny_llama, work / "out")], work)
+    return _load(work / "out")
+
+
+@pytest.fixture(scope="module", params=list(ROUTES))
+def runs(request, one_process, tiny_llama, tmp_path_factory):
+    """(one process, two processes started through the route, the two processes' log)."""
+    work = tmp_path_factory.mktemp("dp_two")  # outside the repository, as a user's run folder
     launch = [
         sys.executable,
         "-m",
@@ -98,8 +107,8 @@ def runs(tiny_llama, tmp_path_factory):
         "--main_process_port",
         str(_free_port()),
     ]
-    log = _run([*launch, *_eval_args(tiny_llama, two)], work)
-    return _load(one), _load(two), log
+    log = _run([*launch, *_eval_args(request.param, tiny_llama, work / "out")], work)
+    return one_process, _load(work / "out"), log
 
 
 def test_two_processes_split_the_documents(runs):

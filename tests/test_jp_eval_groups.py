@@ -73,3 +73,6 @@ def test_leaderboard_writes_the_eight_columns_and_their_average(tmp_path):
     assert any("jnli-1.1-0.2" in n and "xwinograd_ja" in n for n in lb.notes)  # the reference tasks, named
     md = write_all(lb, tmp_path / "out")["md"].read_text(encoding="utf-8")
     assert f"| base-lm | 0.2 | {sum(shown.values()) / 8:.2f} | 80.00 |" in md
+    # the caption says percent for every column, and names no VQA column the suite does not have
+    assert "Accuracy (in percent); exact_match, rouge2 (in percent, as the tasks report them)" in md
+    assert "a fraction" not in md and "VQA ppl is" not in md

@@ -73,6 +73,7 @@ def test_reference_rows_and_writers(board, tmp_path):
     paths = write_all(board, tmp_path / "out", banner="smoke")
     md = paths["md"].read_text(encoding="utf-8")
     assert "| _Stormy (Instruct CALM) (paper)_ | 0.2 | 0.459 | 0.508 |" in md and "> smoke" in md
+    assert "Accuracy (a fraction, as the paper prints it) ± standard error" in md and "VQA ppl is" in md
     assert "tuned, JNLI 3-shot (jnli_v02): 3 of 10 longer than the training sequence length" in md
     markers = md.split("## Markers")[1].split("##")[0]
     assert "(paper)" not in markers  # the paper's markers are as printed, with no counts to list

@@ -20,13 +20,27 @@ MARKER_LEGEND = (
 
 
 def _caption(lb: Leaderboard, italic: str = "_") -> str:
-    accuracy = [c for c in lb.suite.columns if not c.lower_is_better]
-    scale = "in percent" if accuracy and all(c.scale == 100 for c in accuracy) else "a fraction, as the paper prints it"
+    """Says what the suite's columns show: a suite of other metrics (JP Eval) must not read as the paper's."""
+    columns = lb.suite.columns
+    accuracy = [c for c in columns if c.metric == "acc" and not c.average]
+    # lm-eval reports the generation tasks' exact_match, f1 and rouge2 already in percent
+    others = sorted({c.metric for c in columns if c.metric != "acc" and not (c.average or c.lower_is_better)})
+    figures = []
+    if accuracy:
+        percent = all(c.scale == 100 for c in accuracy)
+        scale = "in percent" if percent else "a fraction, as the paper prints it"
+        figures.append(f"Accuracy ({scale})")
+    if others:
+        figures.append(", ".join(others) + " (in percent, as the tasks report them)")
+    text = "; ".join(figures) + " ± standard error (lm-eval's, over examples)"
+    if any(c.average for c in columns):
+        text += "; the average is the plain mean of a model's other columns"
+    if any(c.family == "vqa" for c in columns):
+        text += "; VQA ppl is the paper's macro perplexity over answer + EOS (↓: lower is better)"
     return (
-        f"Accuracy ({scale}) ± standard error (lm-eval's, over examples); VQA ppl is the paper's macro perplexity "
-        f"over answer + EOS (↓: lower is better). {italic}Italic{italic} rows are the paper's published figures"
+        f"{text}. {italic}Italic{italic} rows are the paper's published figures"
         + (f" ({lb.reference_source})" if lb.reference_source else "")
-        + ". The Prompt column is the JGLUE prompt version each model was scored with."
+        + ". The Prompt column is the prompt version each model was scored with."
     )
 
 
