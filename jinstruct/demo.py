@@ -19,10 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
+
+from jinstruct.fields import coerce_fields
 
 DATA = Path(__file__).resolve().parent / "demo_data"
 
@@ -314,11 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(overrides, dict):
             print(f"jinstruct demo: config file {args.config}: expected a mapping of DemoConfig fields", file=sys.stderr)
             return 2
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                print(f"jinstruct demo: {args.config}: unknown field {k!r}", file=sys.stderr)
-                return 2
-            setattr(cfg, k, v)
+        try:
+            cfg = replace(cfg, **coerce_fields(DemoConfig, overrides, f"config file {args.config}"))
+        except ValueError as err:
+            print(f"jinstruct demo: {err}", file=sys.stderr)
+            return 2
     if args.print_config:
         print(yaml.safe_dump(asdict(cfg) | {"train": cfg.train_fields()}, allow_unicode=True, sort_keys=False))
         return 0

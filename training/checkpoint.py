@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from jinstruct.atomic import TEMP_PREFIX, publish
+
 PREFIX = "step-"
 
 
@@ -49,7 +51,7 @@ def newest_checkpoint(output: Path) -> Path | None:
 
 def remove_partial(output: Path) -> list[Path]:
     root = checkpoint_dir(output)
-    stale = sorted(root.glob(".tmp-*")) if root.is_dir() else []
+    stale = sorted(root.glob(f"{TEMP_PREFIX}*")) if root.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
@@ -142,7 +144,7 @@ def save(accelerator, model, optimizer, scheduler, output: Path, step: int, stat
     """Collective: every process calls it. Returns the final folder."""
     root = checkpoint_dir(output)
     final = root / f"{PREFIX}{step:06d}"
-    tmp = root / f".tmp-{PREFIX}{step:06d}"
+    tmp = root / f"{TEMP_PREFIX}{final.name}"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -158,9 +160,7 @@ def save(accelerator, model, optimizer, scheduler, output: Path, step: int, stat
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8")
-        if final.exists():  # a re-run of the same step after resume
-            shutil.rmtree(final)
-        tmp.rename(final)
+        publish(tmp, final)  # replaces the folder of a re-run of the same step after resume
         for old in list_checkpoints(output)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -7,9 +7,7 @@ overlay (`presets/paper-parity.yaml`) < YAML config file (`--config`) < command-
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -18,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from jinstruct.fields import coerce, field_types
 from jinstruct.names import did_you_mean
 
 
@@ -188,47 +187,14 @@ def deepspeed_config_path(name_or_path: str) -> Path:
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
-    known = {f.name: f for f in fields(TrainConfig)}
+    known = {f.name for f in fields(TrainConfig)}
     for key, value in overrides.items():
         name = key.replace("-", "_")
         if name not in known:
             raise ValueError(f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
                              f"known fields: {', '.join(sorted(known))}")
-        setattr(config, name, _coerce(known[name], value, source))
+        setattr(config, name, coerce(TrainConfig, name, value, source))
     return config
-
-
-def _field_types(f: dataclasses.Field) -> tuple[type, ...]:
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
-    return tuple(a for a in args if a is not type(None))
-
-
-def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
-    if value is None:
-        return None
-    (kind, *_) = _field_types(f)
-    origin = typing.get_origin(kind)
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        return [str(v) for v in value]
-    if origin is dict:
-        return dict(value)
-    if kind is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{source}: field {f.name!r} expects true/false, got {value!r}")
-        return bool(value)
-    try:
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: field {f.name!r} expects {kind.__name__}, got {value!r}") from None
 
 
 # ---------------------------------------------------------------- command line
@@ -248,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name in ("preset", "extra"):
             continue
         flag = "--" + f.name.replace("_", "-")
-        (kind, *_) = _field_types(f)
+        (kind, *_) = field_types(TrainConfig, f.name)
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         elif typing.get_origin(kind) is list:

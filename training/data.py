@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jinstruct.atomic import atomic_write
 from jinstruct.prompts import instruction_prompt
 
 REQUIRED_FIELDS = ("instruction", "input", "output")
@@ -235,9 +236,8 @@ class TokenizedSet:
         return self.lengths - np.maximum(self.masked, 1)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, tokens=self.tokens, offsets=self.offsets, masked=self.masked)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            np.savez(tmp, tokens=self.tokens, offsets=self.offsets, masked=self.masked)
 
     @classmethod
     def load(cls, path: Path) -> TokenizedSet:
@@ -326,5 +326,6 @@ def prepare_data(config, tokenizer, cache_dir: Path | None = None, progress: boo
         train.save(files[0])
         if val is not None:
             val.save(files[1])
-        report_file.write_text(json.dumps(report.__dict__, ensure_ascii=False), encoding="utf-8")
+        with atomic_write(report_file) as tmp:  # written last: its presence marks a complete cache
+            tmp.write_text(json.dumps(report.__dict__, ensure_ascii=False), encoding="utf-8")
     return PreparedData(train, val, report)

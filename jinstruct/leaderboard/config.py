@@ -10,12 +10,9 @@ from typing import Any
 
 import yaml
 
+from jinstruct.fields import coerce_fields
 from jinstruct.names import check_keys, did_you_mean
 
-_MODEL_FIELDS = {
-    "name", "base_model", "adapter", "prompt_version", "vqa_language", "dtype", "batch_size",
-    "backend", "model_args", "base", "train_seq_len", "label",
-}
 _TOP_FIELDS = {"models", "metadata", "limit", "suite"}
 # Task metadata our tasks read (harness_tasks/): a misspelt key would silently fall back to a default.
 METADATA_KEYS = {
@@ -225,31 +222,18 @@ def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
         where = f"{source}: models[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} is not a mapping; write `- name: ...` with `base_model: ...`")
-        check_keys(entry, _MODEL_FIELDS, where, ConfigError)
+        # null means the default; an empty adapter or train_seq_len means none
+        values = coerce_fields(ModelSpec, entry, where, ConfigError, null_is_default=True)
         if not entry.get("base_model"):
             raise ConfigError(f"{where} has no `base_model:` (a hub id or a local folder)")
-        name = str(entry.get("name") or (entry.get("adapter") or entry["base_model"]))
-        pv = str(entry.get("prompt_version", "0.3"))
-        task_name("jnli", pv)  # validates the version early, with the entry named below on failure
-        lang = str(entry.get("vqa_language", "ja"))
-        if lang not in ("ja", "en"):
-            raise ConfigError(f"{where}: vqa_language must be ja or en, not {lang!r}")
-        models.append(
-            ModelSpec(
-                name=name,
-                base_model=str(entry["base_model"]),
-                adapter=str(entry["adapter"]) if entry.get("adapter") else None,
-                prompt_version=pv,
-                vqa_language=lang,
-                dtype=str(entry.get("dtype", "float32")),
-                batch_size=entry.get("batch_size", 1),
-                backend=str(entry.get("backend", "auto")),
-                model_args=dict(entry.get("model_args") or {}),
-                base=entry.get("base"),
-                train_seq_len=int(entry["train_seq_len"]) if entry.get("train_seq_len") else None,
-                label=entry.get("label"),
-            )
-        )
+        values["name"] = values.get("name") or str(entry.get("adapter") or entry["base_model"])
+        values["adapter"] = values.get("adapter") or None
+        values["train_seq_len"] = values.get("train_seq_len") or None
+        spec = ModelSpec(**values)
+        task_name("jnli", spec.prompt_version)  # validates the version early
+        if spec.vqa_language not in ("ja", "en"):
+            raise ConfigError(f"{where}: vqa_language must be ja or en, not {spec.vqa_language!r}")
+        models.append(spec)
     names = [m.name for m in models]
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
