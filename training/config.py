@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,6 @@ class TrainConfig:
     merge: bool = False  # also write the base model with the adapter merged into output/merged
     report_to: str = "none"  # none, tensorboard, wandb (when installed)
     progress: bool = True  # tqdm bar
-
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the resolved config
 
     def validate(self) -> None:
         def bad(name: str, why: str) -> None:
@@ -211,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the paper's code exactly: loss on the whole sequence, left padding to 8, "
                              "no grouping, base cast to fp32 (presets/paper-parity.yaml)")
     for f in fields(TrainConfig):
-        if f.name in ("preset", "extra"):
+        if f.name == "preset":
             continue
         flag = "--" + f.name.replace("_", "-")
         (kind, *_) = field_types(TrainConfig, f.name)

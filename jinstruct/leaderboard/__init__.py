@@ -18,7 +18,7 @@ from jinstruct.leaderboard.store import Store, gather
 from jinstruct.leaderboard.table import REFERENCE_FILE, Leaderboard, build
 from jinstruct.names import check_keys
 
-__all__ = ["ConfigError", "Leaderboard", "build_leaderboard", "main", "run_leaderboard"]
+__all__ = ["ConfigError", "Leaderboard", "main", "run_leaderboard"]
 
 
 def run_leaderboard(
@@ -48,10 +48,6 @@ def run_leaderboard(
         print(f"leaderboard: scored {len(report.scored)} runs, skipped {len(report.skipped)} already on disk")
     lb = build(store.records(), suite, cfg, reference)
     return lb, write_all(lb, out_dir, banner)
-
-
-def build_leaderboard(out_dir: Path, suite: Suite, cfg: RunConfig | None = None) -> Leaderboard:
-    return build(Store(out_dir).records(), suite, cfg)
 
 
 def _parser() -> argparse.ArgumentParser:
