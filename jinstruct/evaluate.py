@@ -1,58 +1,23 @@
-"""`jinstruct eval`: lm_eval's own CLI with the jinstruct tasks and backends already included.
+"""`jinstruct eval`: an alias of `lm_eval` (every argument passes through), and `jinstruct tasks-dir`.
 
-Every argument passes through to `lm_eval`; this only adds `--include_path` (the installed task
-folder) and registers the `hf-fast` backend before lm_eval parses the model name.
+Plain `lm_eval` already sees the jinstruct tasks and `hf-fast` through the start-up hook
+(`jinstruct.lm_eval_hook`). The alias installs the same hook itself, so it works where the hook is
+switched off (`JINSTRUCT_LM_EVAL_AUTOLOAD=0`) or site-packages' .pth files never ran (`python -S`).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 from jinstruct.harness_tasks import tasks_dir
 
 
-def _register_backends() -> None:
-    try:
-        importlib.import_module("jinstruct.scoring")
-    except ImportError as e:  # the stock `hf` model still works without it
-        print(f"jinstruct: the hf-fast backend is unavailable ({e})", file=sys.stderr)
-
-
-def _merge_include_path(argv: list[str]) -> list[str]:
-    """Add our task folder; keep the user's own --include_path working beside it."""
-    ours = str(tasks_dir())
-    user_paths = []
-    rest = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--include_path" and i + 1 < len(argv):
-            user_paths.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith("--include_path="):
-            user_paths.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-        i += 1
-    if user_paths:
-        # lm_eval's CLI takes one folder; its TaskManager takes several.
-        import lm_eval.tasks.manager as manager
-
-        original = manager.TaskManager.__init__
-
-        def __init__(self, *args, include_path=None, **kwargs):
-            original(self, *args, include_path=[ours, *user_paths], **kwargs)
-
-        manager.TaskManager.__init__ = __init__
-    return [*rest, "--include_path", ours]
-
-
 def main_eval(argv: list[str]) -> int:
+    from jinstruct import lm_eval_hook
+
+    lm_eval_hook.install(force=True)  # before lm_eval imports anything it extends
     from lm_eval.__main__ import cli_evaluate
 
-    _register_backends()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: jinstruct eval [lm_eval arguments...]\n\n"
               "Runs lm_eval with the jinstruct tasks included, e.g.\n"
@@ -63,7 +28,7 @@ def main_eval(argv: list[str]) -> int:
     from jinstruct.harness_tasks.jglue.fewshot import FewShotPoolError
     from jinstruct.names import task_hint
 
-    sys.argv = ["lm-eval", *_merge_include_path(list(argv))]
+    sys.argv = ["lm_eval", *argv]
     try:
         cli_evaluate()
     except ValueError as err:  # lm-eval's "Tasks not found: a, b": add the closest of our task names

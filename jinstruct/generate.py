@@ -18,14 +18,16 @@ from pathlib import Path
 from jinstruct.leaderboard.config import ConfigError, ModelSpec, load_models
 from jinstruct.prompts import instruction_prompt
 
-# The paper's five questions could not be sourced reliably; these five were written for the project.
-DEFAULT_PROMPTS = [
-    "日本で一番高い山は何ですか？",
-    "東京でおすすめの観光地を教えてください。",
-    "健康的な生活を送るためのコツを三つ挙げてください。",
-    "人工知能とは何ですか？簡単に説明してください。",
-    "桜の季節について短い文章を書いてください。",
-]
+# The five inputs of the paper's qualitative comparison (section V-B). The paper prints them in English
+# only; the Japanese are plain renderings of ours, not the authors' originals (docs/reference-behaviour.md).
+PAPER_PROMPTS = {
+    "あなたは誰ですか？": "Who are you?",
+    "東京から大阪への行き方を教えてください。": "Please tell me how to get to Osaka from Tokyo.",
+    "東京大学はどこにありますか？": "Where is the University of Tokyo?",
+    "電話が鳴っています。どうすればいいですか？": "The phone is ringing. What should I do?",
+    "京都の三大祭りは何ですか？": "What are the three major festivals in Kyoto?",
+}
+DEFAULT_PROMPTS = list(PAPER_PROMPTS)
 
 # The paper: 1.05 for the CALM-based models (GPT-NeoX), 1.0 for the LLaMA-based ones.
 PAPER_REPETITION_PENALTY = {"gpt_neox": 1.05, "llama": 1.0}
@@ -132,16 +134,24 @@ def to_markdown(gens: list[Generation], note: str | None = None) -> str:
     lines = ["# Generations, side by side", ""]
     if note:
         lines += [f"> {line}" if line else ">" for line in note.splitlines()] + [""]
+    english = any(p in PAPER_PROMPTS for p in prompts)  # the paper's inputs: its English text beside ours
     lines += [
         "Greedy decoding; each prompt formatted with the training template (no input). Repetition penalty: "
         + ", ".join(f"{m} {p}" for m, p in penalties.items())
         + " (the paper: 1.05 for CALM-based, 1.0 for LLaMA-based models).",
         "",
-        "| Prompt | " + " | ".join(_cell(m) for m in models) + " |",
-        "|---|" + "---|" * len(models),
     ]
+    if english:
+        lines += [
+            "The paper's five inputs are printed there in English only; the Japanese prompts are our renderings.",
+            "",
+        ]
+    head = ["Prompt"] + (["The paper's input (English)"] if english else []) + [_cell(m) for m in models]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in prompts:
-        lines.append(f"| {_cell(p)} | " + " | ".join(_cell(by[(m, p)].output) if (m, p) in by else "" for m in models) + " |")
+        cells = [_cell(p)] + ([_cell(PAPER_PROMPTS.get(p, ""))] if english else [])
+        cells += [_cell(by[(m, p)].output) if (m, p) in by else "" for m in models]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="a base model (hub id or folder), instead of --models")
     p.add_argument("--adapter", help="with --model: a LoRA adapter; the base is run too, for the comparison")
     p.add_argument("--language", choices=["ja", "en"], default="ja", help="template language with --model")
-    p.add_argument("--prompts", type=Path, help="one prompt per line (default: five Japanese questions)")
+    p.add_argument("--prompts", type=Path, help="one prompt per line (default: the paper's five inputs, in Japanese)")
     p.add_argument("--out", type=Path, default=Path("results/generations.md"))
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--repetition-penalty", type=float, help="override the paper's per-architecture value")

@@ -1,7 +1,8 @@
 """The `hf-fast` lm-eval model: each few-shot context runs once, numbers equal `--model hf`.
 
-Importing this package registers the model with lm-eval (`jinstruct eval --model hf-fast ...`,
-or `simple_evaluate(model="hf-fast", ...)` after `import jinstruct.scoring`).
+lm-eval finds it by name once jinstruct is installed (`lm_eval --model hf-fast ...`,
+`simple_evaluate(model="hf-fast", ...)`): the start-up hook registers it (`jinstruct.lm_eval_plugin`),
+and importing this package registers it too.
 """
 
 from .hf_fast import HFFastLM, ScoringStats

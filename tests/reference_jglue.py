@@ -1,6 +1,6 @@
 """An independent re-implementation of the reference harness's JGLUE prompts and few-shot draw,
-written straight from ../shared/spec/jglue-tasks.md, for the tests to compare the tasks against.
-It shares no code with jinstruct on purpose: the prompt strings are typed again here from the spec.
+written from the reference harness's behaviour (docs/jglue-tasks.md), for the tests to compare the tasks against.
+It shares no code with jinstruct on purpose: the prompt strings are typed again here, not imported.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ JNLI_JA = ["含意", "矛盾", "中立"]
 MARC_EN = ["positive", "negative"]
 MARC_JA = ["ポジティブ", "ネガティブ"]
 
-ALPACA = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+ALPACA = (
+    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+)
 JNLI_INSTRUCTION = "与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n"
-MARC_INSTRUCTION = "以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
+MARC_INSTRUCTION = (
+    "以下の製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
+)
 
 
 def jnli_prompt(version: str, labels: list[str]):
@@ -32,7 +36,9 @@ def jnli_prompt(version: str, labels: list[str]):
         inst = JNLI_INSTRUCTION + "\n".join(labels)
         return (
             ALPACA,
-            lambda d: f"### 指示:\n{inst}\n\n### 入力:\n前提：{d['sentence1']}\n仮説：{d['sentence2']}\n\n### 応答:\n",
+            lambda d: (
+                f"### 指示:\n{inst}\n\n### 入力:\n前提：{d['sentence1']}\n仮説：{d['sentence2']}\n\n### 応答:\n"
+            ),
             "\n\n",
         )
     if version in ("0.4", "0.5"):
@@ -60,7 +66,11 @@ def marc_prompt(version: str):
             "\n\n",
         )
     if version == "0.3":
-        return ALPACA, lambda d: f"### 指示:\n{MARC_INSTRUCTION}\n\n### 入力:\n{d['sentence']}\n\n### 応答:\n", "\n\n"
+        return (
+            ALPACA,
+            lambda d: f"### 指示:\n{MARC_INSTRUCTION}\n\n### 入力:\n{d['sentence']}\n\n### 応答:\n",
+            "\n\n",
+        )
     if version in ("0.4", "0.5"):
         nl = "<NL>" if version == "0.4" else "\n"
         desc = (
@@ -116,6 +126,15 @@ def reference_contexts(task: str, train_docs: list[dict], valid_docs: list[dict]
     def target(d):
         return labels[d["label"]]
 
+    def draw(rnd):
+        return stratified_sample(train_docs, k, rnd, target) if stratified else rnd.sample(train_docs, k)
+
+    return contexts_in_reference_order(valid_docs, k, desc, doc_to_text, target, sep, draw)
+
+
+def contexts_in_reference_order(valid_docs, k, desc, doc_to_text, doc_to_target, sep, draw) -> list[str]:
+    """Random(42) shuffles the docs; each doc's shots then come from `draw(rnd)`, same stream, in
+    shuffled order. Returned in dataset order."""
     order = list(enumerate(valid_docs))
     rnd = random.Random()
     rnd.seed(42)
@@ -125,6 +144,8 @@ def reference_contexts(task: str, train_docs: list[dict], valid_docs: list[dict]
         if k == 0:
             contexts[i] = desc + doc_to_text(doc)
             continue
-        shots = stratified_sample(train_docs, k, rnd, target) if stratified else rnd.sample(train_docs, k)
-        contexts[i] = desc + sep.join(doc_to_text(s) + target(s) for s in shots) + sep + doc_to_text(doc)
+        shots = draw(rnd)
+        contexts[i] = (
+            desc + sep.join(doc_to_text(s) + doc_to_target(s) for s in shots) + sep + doc_to_text(doc)
+        )
     return [contexts[i] for i in range(len(valid_docs))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from jinstruct.cli import COMMANDS, main
-from jinstruct.evaluate import _merge_include_path
 from jinstruct.harness_tasks import tasks_dir
 
 
@@ -23,11 +22,6 @@ def test_tasks_dir_prints_the_folder_last(capsys):
     assert capsys.readouterr().out.splitlines()[-1] == str(tasks_dir())
 
 
-def test_include_path_is_added_once():
-    argv = _merge_include_path(["--model", "hf", "--tasks", "jnli_v03"])
-    assert argv == ["--model", "hf", "--tasks", "jnli_v03", "--include_path", str(tasks_dir())]
-
-
 def test_ja_paper_group_lists_the_paper_tasks():
     from lm_eval.tasks import TaskManager
 
@@ -37,14 +31,3 @@ def test_ja_paper_group_lists_the_paper_tasks():
 
     group = yaml.safe_load((tasks_dir() / "jglue" / "ja_paper.yaml").read_text(encoding="utf-8"))
     assert group["task"] == ["jnli_v02", "jnli_v03", "marcja_v02", "marcja_v03", "vqa_ppl"]
-
-
-def test_user_include_path_is_kept_beside_ours(monkeypatch, tmp_path):
-    import lm_eval.tasks.manager as manager
-
-    monkeypatch.setattr(manager.TaskManager, "__init__", manager.TaskManager.__init__)  # restored afterwards
-    (tmp_path / "my_task.yaml").write_text("task: my_task\ndataset_path: nowhere\noutput_type: loglikelihood\n")
-    argv = _merge_include_path(["--include_path", str(tmp_path), "--tasks", "my_task,jnli_v03"])
-    assert argv == ["--tasks", "my_task,jnli_v03", "--include_path", str(tasks_dir())]
-    tasks = set(manager.TaskManager(include_path=argv[-1], include_defaults=False).all_tasks)
-    assert {"my_task", "jnli_v03"} <= tasks

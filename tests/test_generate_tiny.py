@@ -9,9 +9,25 @@ from jinstruct.leaderboard.config import ModelSpec
 from jinstruct.prompts import instruction_prompt
 
 
-def test_default_prompts_are_five_japanese_questions():
-    assert len(generate.DEFAULT_PROMPTS) == 5
+def test_default_prompts_are_the_papers_five_inputs_in_japanese():
+    assert generate.DEFAULT_PROMPTS[0] == "あなたは誰ですか？" and len(generate.DEFAULT_PROMPTS) == 5
     assert all(any("\u3040" <= ch <= "\u30ff" for ch in p) for p in generate.DEFAULT_PROMPTS)
+    assert [generate.PAPER_PROMPTS[p] for p in generate.DEFAULT_PROMPTS] == [
+        "Who are you?",
+        "Please tell me how to get to Osaka from Tokyo.",
+        "Where is the University of Tokyo?",
+        "The phone is ringing. What should I do?",
+        "What are the three major festivals in Kyoto?",
+    ]
+
+
+def test_markdown_shows_the_papers_english_beside_each_default_prompt():
+    gens = [generate.Generation("m", p, "答え", 1.0, 1, 0.1) for p in generate.DEFAULT_PROMPTS[:2]]
+    md = generate.to_markdown(gens)
+    assert "| Prompt | The paper's input (English) | m |" in md
+    assert "| あなたは誰ですか？ | Who are you? | 答え |" in md
+    # Other prompts: no English column.
+    assert "English" not in generate.to_markdown([generate.Generation("m", "猫？", "x", 1.0, 1, 0.1)])
 
 
 def test_paper_repetition_penalty_by_architecture():

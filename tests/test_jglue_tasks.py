@@ -1,4 +1,4 @@
-"""The JGLUE tasks build byte-identical contexts to the reference harness (../shared/spec/jglue-tasks.md)."""
+"""The JGLUE tasks build byte-identical contexts to the reference harness (docs/jglue-tasks.md)."""
 
 from __future__ import annotations
 

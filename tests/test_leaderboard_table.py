@@ -47,9 +47,9 @@ def test_cells_are_scaled_with_stderr_and_markers(board):
     tuned = next(r for r in board.rows if r.name == "tuned")
     base = next(r for r in board.rows if r.name == "base")
     j3 = suite.columns[2]
-    assert tuned.cells[j3.key].value == pytest.approx(60.0) and tuned.cells[j3.key].stderr == pytest.approx(1.0)
-    assert fmt_cell(tuned.cells[j3.key], j3) == "60.0 ± 1.0*"  # 3 of 10 over the training length
-    assert fmt_cell(tuned.cells[suite.columns[0].key], suite.columns[0]) == "60.0 ± 1.0"
+    assert tuned.cells[j3.key].value == pytest.approx(0.6) and tuned.cells[j3.key].stderr == pytest.approx(0.01)
+    assert fmt_cell(tuned.cells[j3.key], j3) == "0.600 ± 0.010*"  # 3 of 10 over the training length
+    assert fmt_cell(tuned.cells[suite.columns[0].key], suite.columns[0]) == "0.600 ± 0.010"
     vqa = suite.columns[6]
     assert fmt_cell(base.cells[vqa.key], vqa) == "250.0†"  # vqa_ppl's own over-length count
     assert tuned.cells[vqa.key].markers == ""
@@ -61,19 +61,21 @@ def test_verdict_separates_real_moves_from_noise(board):
     assert "better on 4 (JNLI 1-shot, JNLI 2-shot, JNLI 3-shot, VQA ppl)" in v.summary
     assert "no clear change on 3 (MARC-ja 1-shot, MARC-ja 2-shot, MARC-ja 3-shot)" in v.summary
     assert "different JGLUE prompt versions (0.3 vs 0.2)" in v.summary
-    assert v.lines[0] == "JNLI 1-shot: 40.0 → 60.0 (+20.0 points, beyond noise: 14.1 combined standard errors)"
+    assert v.lines[0] == "JNLI 1-shot: 0.400 → 0.600 (+0.200, beyond noise: 14.1 combined standard errors)"
     assert v.lines[-1] == "VQA ppl: 250.0 → 25.0 (10.00× lower (better))"
 
 
 def test_reference_rows_and_writers(board, tmp_path):
     refs = [r for r in board.rows if r.kind == "reference"]
-    assert {r.name for r in refs} >= {"Stormy 7B (paper)", "CALM 7B (paper)"}
+    assert {r.name for r in refs} >= {"Stormy (Instruct CALM) (paper)", "CALM (paper)"}
     stormy = next(r for r in refs if r.name.startswith("Stormy"))
     assert stormy.cells[board.suite.columns[6].key].value == 29.9
     paths = write_all(board, tmp_path / "out", banner="smoke")
     md = paths["md"].read_text(encoding="utf-8")
-    assert "| _Stormy 7B (paper)_ | 0.2 |" in md and "> smoke" in md
+    assert "| _Stormy (Instruct CALM) (paper)_ | 0.2 | 0.459 | 0.508 |" in md and "> smoke" in md
     assert "tuned, JNLI 3-shot (jnli_v02): 3 of 10 longer than the training sequence length" in md
+    markers = md.split("## Markers")[1].split("##")[0]
+    assert "(paper)" not in markers  # the paper's markers are as printed, with no counts to list
     rows = list(csv.DictReader(paths["csv"].open(encoding="utf-8")))
     j3 = next(r for r in rows if r["model"] == "tuned" and r["column"] == "JNLI 3-shot")
     assert j3["markers"] == "*" and j3["n_over_train_seq_len"] == "3" and j3["task"] == "jnli_v02"
@@ -83,3 +85,63 @@ def test_missing_results_are_listed_not_invented(tmp_path):
     lb = build([], load_suite("paper"), CFG, reference=None)
     assert all(c.value is None for r in lb.rows for c in r.cells.values())
     assert lb.verdicts == [] and any(n.startswith("not computed yet: base JNLI 1-shot") for n in lb.notes)
+
+
+def test_paper_rows_carry_every_table2_cell_with_markers():
+    lb = build([], load_suite("paper"), CFG)
+    refs = {r.name: r for r in lb.rows if r.kind == "reference"}
+    assert list(refs) == [
+        "Stormy (Instruct CALM) (paper)", "CALM (paper)", "Instruct LLaMA 7B (paper)", "LLaMA 7B (paper)",
+        "Instruct LLaMA 13B (paper)", "LLaMA 13B (paper)",
+    ]
+    cols = lb.suite.columns
+    assert all(refs[name].cells.get(c.key) is not None for name in refs for c in cols)  # 6 x 7 cells
+
+    def row(name):
+        return [fmt_cell(refs[name].cells[c.key], c) for c in cols]
+
+    assert row("Stormy (Instruct CALM) (paper)") == ["0.459", "0.508", "0.475", "0.468", "0.828*", "0.784*", "29.9"]
+    assert row("Instruct LLaMA 7B (paper)") == ["0.398*", "0.454*", "0.479*†", "0.795*", "0.829*", "0.847*", "68.5"]
+    assert row("LLaMA 7B (paper)")[2] == "0.303†" and row("LLaMA 7B (paper)")[6] == "1499.0"
+    # The 13B row's MARC-ja and VQA cells are a reading of a garbled source, and say so.
+    assert row("Instruct LLaMA 13B (paper)") == ["0.302*", "0.302*", "0.302*†", "0.859*‡", "0.855*‡", "0.855*‡", "38.8‡"]
+    assert row("LLaMA 13B (paper)") == ["0.316", "0.281", "0.263†", "0.855", "0.855", "0.855", "971.5"]
+    assert any(n.startswith("‡ Instruct LLaMA 13B, MARC-ja and VQA: a reading") for n in lb.reference_notes)
+
+
+def test_percent_suite_scales_the_paper_rows_too(tmp_path):
+    f = tmp_path / "pct.yaml"
+    f.write_text("name: pct\ncolumns:\n  - {family: jnli, title: JNLI, shots: [1], metric: acc, scale: 100}\n")
+    lb = build([], load_suite(str(f)), CFG)
+    stormy = next(r for r in lb.rows if r.name.startswith("Stormy"))
+    assert stormy.cells[lb.suite.columns[0].key].value == pytest.approx(45.9)
+
+
+def test_verdict_quotes_the_paper_for_one_of_its_pairs(tmp_path):
+    cfg = parse_models(
+        {
+            "models": [
+                {"name": "calm", "base_model": "cyberagent/open-calm-7b", "prompt_version": "0.3"},
+                # A local copy of the paper's adapter counts as the same adapter.
+                {"name": "stormy", "base_model": "cyberagent/open-calm-7b", "adapter": "/models/stormy-7b-10ep",
+                 "prompt_version": "0.2"},
+            ]
+        }
+    )
+    store = Store(tmp_path)
+    for adapter, acc in ((None, 0.30), ("/models/stormy-7b-10ep", 0.45)):
+        key = UnitKey("cyberagent/open-calm-7b", adapter, "jnli_v03" if adapter is None else "jnli_v02", 1, harness_version())
+        store.save(key, {"results": {key.task: {"acc,none": acc}}, "n-shot": {key.task: 1}}, None, None)
+    lb = build(store.records(), load_suite("paper"), cfg)
+    (v,) = lb.verdicts
+    assert v.paper is not None and v.paper.startswith("The paper, same pair (Stormy (Instruct CALM) (paper) vs CALM")
+    assert "improved JNLI" in v.paper and "not MARC-ja" in v.paper
+    assert v.paper in write_all(lb, tmp_path / "out")["md"].read_text(encoding="utf-8")
+    # Not one of the paper's pairs: no quotation.
+    board_cfg = build(store.records(), load_suite("paper"), CFG)
+    assert all(v.paper is None for v in board_cfg.verdicts)
+
+
+def test_missing_reference_file_is_an_error_not_an_empty_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--reference none"):
+        build([], load_suite("paper"), CFG, reference=tmp_path / "nope.yaml")

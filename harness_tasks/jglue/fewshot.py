@@ -1,4 +1,4 @@
-"""The reference harness's few-shot draw, replayed exactly (../shared/spec/jglue-tasks.md).
+"""The reference harness's few-shot draw, replayed exactly (docs/jglue-tasks.md in the jinstruct sources).
 
 The reference shuffles the evaluated docs with `Random(42)` and then draws every doc's shots from
 that same stream, doc after doc in shuffled order. The shots of a doc therefore depend on the whole

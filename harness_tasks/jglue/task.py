@@ -1,8 +1,9 @@
-"""The JGLUE task class behind every JNLI and MARC-ja YAML.
+"""The JGLUE task class behind every JNLI, MARC-ja and JCommonsenseQA YAML.
 
 A YAML says which dataset, prompt version, label words (`doc_to_choice`) and few-shot draw it wants;
 this class fills in the prompt from `prompts/jglue.yaml`, loads the data from the first working source
-and replays the reference harness's few-shot stream. Everything else is lm-eval's ConfigurableTask.
+and replays the reference harness's few-shot stream. Where a doc's fields go in the prompt, and which
+columns hold per-doc choices, is prompt data too. Everything else is lm-eval's ConfigurableTask.
 """
 
 from __future__ import annotations
@@ -32,12 +33,34 @@ class DocToText:
     prompt: FewShotPrompt
 
     def __call__(self, doc: dict[str, Any]) -> str:
-        if self.prompt.family == "jnli":
-            return self.prompt.doc_to_text(premise=doc["sentence1"], hypothesis=doc["sentence2"])
-        return self.prompt.doc_to_text(sentence=doc["sentence"])
+        return self.prompt.render(doc)
 
     def __repr__(self) -> str:
         return f"prompts/jglue.yaml {self.prompt.family} {self.prompt.version}: {self.prompt.text!r}"
+
+
+@dataclass(frozen=True)
+class DocChoices:
+    """doc_to_choice of a task whose choices differ per doc: the texts in the prompt's choice columns."""
+
+    prompt: FewShotPrompt
+
+    def __call__(self, doc: dict[str, Any]) -> list[str]:
+        return self.prompt.choices_of(doc)
+
+    def __repr__(self) -> str:
+        return f"per-doc choices {list(self.prompt.choice_fields)}"
+
+
+@dataclass(frozen=True)
+class GoldIndex:
+    """The shots' answer of a prompt with `shot_target: index`: the gold index as a digit."""
+
+    def __call__(self, doc: dict[str, Any]) -> str:
+        return str(doc["label"])
+
+    def __repr__(self) -> str:
+        return "gold index digit (shots only)"
 
 
 class JGLUETask(ConfigurableTask):
@@ -50,22 +73,39 @@ class JGLUETask(ConfigurableTask):
             raise ValueError(f"task {config.get('task')}: metadata.family must be one of {sorted(DATASETS)}")
         draw = meta.get("fewshot_draw", "plain")
         if draw not in FEWSHOT_DRAWS:
-            raise ValueError(f"task {config.get('task')}: metadata.fewshot_draw must be one of {FEWSHOT_DRAWS}")
-        labels = tuple(config["doc_to_choice"])
-        if len(labels) != len(DATASETS[family].label_names):
-            raise ValueError(f"task {config.get('task')}: doc_to_choice needs {len(DATASETS[family].label_names)} words")
+            raise ValueError(
+                f"task {config.get('task')}: metadata.fewshot_draw must be one of {FEWSHOT_DRAWS}"
+            )
+        labels = tuple(config.get("doc_to_choice") or ())
         register_with_lm_eval()
 
         self.family, self.stratified = family, draw == "stratified"
         self.prompt = jglue_prompt(family, str(meta["prompt_version"]), labels)
+        n_choices = len(DATASETS[family].label_names)
+        if self.prompt.choice_fields:
+            if labels:
+                raise ValueError(
+                    f"task {config.get('task')}: {family} has per-doc choices; drop doc_to_choice"
+                )
+            doc_to_choice: list[str] | DocChoices = DocChoices(self.prompt)
+        elif len(labels) != n_choices:
+            raise ValueError(f"task {config.get('task')}: doc_to_choice needs {n_choices} words")
+        else:
+            doc_to_choice = list(labels)
+        fewshot_config = {**(config.get("fewshot_config") or {}), "sampler": ReferenceReplaySampler}
+        if self.prompt.shot_target == "index":
+            fewshot_config["doc_to_target"] = GoldIndex()
+        if self.prompt.warning:
+            # The reference prints this (framed in #) when the prompt is first used.
+            log.warning("%s\n\n%s\n\n%s", "#" * 100, self.prompt.warning, "#" * 100)
         config.update(
             description=self.prompt.description,
             doc_to_text=DocToText(self.prompt),
-            doc_to_choice=list(labels),
+            doc_to_choice=doc_to_choice,
             doc_to_target="label",
             fewshot_delimiter=self.prompt.sep,
             target_delimiter="",  # the answer follows the prompt with no space
-            fewshot_config={**(config.get("fewshot_config") or {}), "sampler": ReferenceReplaySampler},
+            fewshot_config=fewshot_config,
         )
         super().__init__(config=config, **kwargs)
         self.sampler.configure(
@@ -87,14 +127,22 @@ class JGLUETask(ConfigurableTask):
         )
         wanted, used = str(meta.get("jglue_version", "1.1")), loaded.source.get("jglue_version")
         if used and used != wanted:
-            log.warning("%s: the reference task scores JGLUE v%s; this local copy is v%s",
-                        self.config.task, wanted, used)
+            log.warning(
+                "%s: the reference task scores JGLUE v%s; this local copy is v%s",
+                self.config.task,
+                wanted,
+                used,
+            )
         validation = loaded.dataset["validation"]
         loaded.dataset["validation"] = validation.add_column(DOC_INDEX, list(range(len(validation))))
         self.dataset = loaded.dataset
         # Recorded in the results JSON (configs.<task>.metadata): which rows this score is over.
-        self.config.metadata = {**meta, "data": loaded.source,
-                                "n_train": len(loaded.dataset["train"]), "n_validation": len(validation)}
+        self.config.metadata = {
+            **meta,
+            "data": loaded.source,
+            "n_train": len(loaded.dataset["train"]),
+            "n_validation": len(validation),
+        }
 
     def fewshot_context(self, doc: dict[str, Any], num_fewshot: int, *args: Any, **kwargs: Any):
         # lm-eval gives a sampler no eval doc when the pool is another split; the replay needs it.

@@ -68,7 +68,7 @@ def _int_or_none(value: Any, name: str) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}.") from None
 
 
-def build_dataset(language: str, **metadata: Any):
+def build_dataset(language: str, /, **metadata: Any):
     """The `custom_dataset` for vqa_ppl / vqa_ppl_en: a DatasetDict with one "test" split.
 
     Metadata read: vqa_path, vqa_cache_dir, vqa_url, vqa_sha256, vqa_sample, vqa_seed,

@@ -18,10 +18,10 @@ _TOP_FIELDS = {"models", "metadata", "limit", "suite"}
 METADATA_KEYS = {
     "data_dir", "train_file", "validation_file", "jglue_version",
     "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
-    "vqa_tokenizer", "vqa_max_length",
+    "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
 }
 _SUITE_FIELDS = {"name", "title", "columns", "extra"}
-_COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals"}
+_COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals", "average"}
 # A suite's name becomes a folder under results/: one path component, no "..".
 _SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -74,6 +74,7 @@ class Column:
     scale: float = 1.0
     lower_is_better: bool = False
     decimals: int = 1
+    average: bool = False  # the plain mean of the suite's other columns (needs no run of its own)
 
     @property
     def key(self) -> str:
@@ -102,38 +103,38 @@ class Suite:
         """Distinct (task, shots) runs this model needs, in column order."""
         seen: dict[tuple[str, int], None] = {}
         for col in self.all_columns:
-            seen.setdefault((col.task_for(model), col.shots), None)
+            if not col.average:
+                seen.setdefault((col.task_for(model), col.shots), None)
         return list(seen)
 
 
 def task_name(family: str, prompt_version: str, vqa_language: str = "ja") -> str:
-    """The jinstruct task for a family and prompt version (names as in harness_tasks/)."""
-    if family == "vqa":
-        return "vqa_ppl" if vqa_language == "ja" else "vqa_ppl_en"
-    digits = str(prompt_version).replace(".", "")
-    if not re.fullmatch(r"0[2-6]", digits):
-        raise ConfigError(f"prompt_version {prompt_version!r} is not one of 0.2, 0.3, 0.4, 0.5, 0.6")
-    if family == "jnli":
-        # The paper ran the 1.1 tasks (English label words) with 0.2/0.3; 0.4-0.6 exist only with 1.3 labels.
-        return f"jnli_v{digits}" if digits in ("02", "03") else f"jnli13_v{digits}"
-    if family == "marcja":
-        return f"marcja_v{digits}"
-    raise ConfigError(f"unknown task family {family!r}; use jnli, marcja or vqa, or give `task:`")
+    """The jinstruct task a model of this prompt version runs for a family, from the task catalog
+    (harness_tasks/catalog.py: the task YAMLs' metadata and the prompt-version groups)."""
+    from jinstruct.harness_tasks.catalog import task_catalog
+
+    try:
+        return task_catalog().task_for(family, str(prompt_version), language=vqa_language)
+    except LookupError as err:
+        raise ConfigError(f"{err.args[0]}; or give the column a fixed `task:`") from None
 
 
 def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
     check_keys(raw, _COLUMN_FIELDS, where, ConfigError)
-    if not raw.get("family") and not raw.get("task"):
-        raise ConfigError(f"{where}: a column needs `family:` (jnli, marcja, vqa) or `task:`")
+    if not raw.get("family") and not raw.get("task") and not raw.get("average"):
+        raise ConfigError(
+            f"{where}: a column needs `family:` (a task family: jnli, marcja, vqa, ...), `task:` or `average: true`"
+        )
     return Column(
         family=raw.get("family"),
         task=raw.get("task"),
-        title=str(raw.get("title") or raw.get("task") or raw["family"]),
+        title=str(raw.get("title") or raw.get("task") or raw.get("family") or "Average"),
         shots=int(shots),
         metric=str(raw.get("metric", "acc")),
         scale=float(raw.get("scale", 1.0)),
         lower_is_better=bool(raw.get("lower_is_better", False)),
         decimals=int(raw.get("decimals", 1)),
+        average=bool(raw.get("average", False)),
     )
 
 

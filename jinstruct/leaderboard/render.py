@@ -15,8 +15,19 @@ MARKER_LEGEND = (
     "`*` some evaluated examples are longer than the sequence length the adapter was trained with "
     "(read from the adapter's saved training config); `†` some exceed the model's maximum length and "
     "were truncated by the harness. Both are counted from the requests actually scored; the counts are "
-    "in leaderboard.csv."
+    "in leaderboard.csv. In the paper's rows they are as printed there."
 )
+
+
+def _caption(lb: Leaderboard, italic: str = "_") -> str:
+    accuracy = [c for c in lb.suite.columns if not c.lower_is_better]
+    scale = "in percent" if accuracy and all(c.scale == 100 for c in accuracy) else "a fraction, as the paper prints it"
+    return (
+        f"Accuracy ({scale}) ± standard error (lm-eval's, over examples); VQA ppl is the paper's macro perplexity "
+        f"over answer + EOS (↓: lower is better). {italic}Italic{italic} rows are the paper's published figures"
+        + (f" ({lb.reference_source})" if lb.reference_source else "")
+        + ". The Prompt column is the JGLUE prompt version each model was scored with."
+    )
 
 
 def fmt_cell(cell: Cell | None, col: Column) -> str:
@@ -51,6 +62,8 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
 def _marker_counts(lb: Leaderboard) -> list[str]:
     out = []
     for row in lb.rows:
+        if row.kind == "reference":  # printed markers: the paper gives no counts
+            continue
         for col in lb.suite.all_columns:
             cell = row.cells.get(col.key)
             if not cell or not cell.markers:
@@ -70,15 +83,8 @@ def to_markdown(lb: Leaderboard, banner: str | None = None, charts: list[Path] |
         parts += [f"> {line}" if line else ">" for line in banner.splitlines()] + [""]
     head, body = _table(lb, lb.suite.columns)
     parts += [_md_table(head, body), ""]
-    parts += [
-        "Accuracy in percent ± standard error (lm-eval's, over examples); VQA ppl is the paper's "
-        "macro perplexity over answer + EOS (↓: lower is better). _Italic_ rows are the paper's published "
-        "figures" + (f" ({lb.reference_source})" if lb.reference_source else "") + ". "
-        "The Prompt column is the JGLUE prompt version each model was scored with.",
-        "",
-        MARKER_LEGEND,
-        "",
-    ]
+    parts += [_caption(lb), "", MARKER_LEGEND, ""]
+    parts += [line for note in lb.reference_notes for line in (note, "")]
     if lb.suite.extra:
         head, body = _table(lb, lb.suite.extra)
         parts += ["## More figures", "", "Tokenizer-independent VQA figures over the same answers, and macro-F1.", ""]
@@ -86,7 +92,8 @@ def to_markdown(lb: Leaderboard, banner: str | None = None, charts: list[Path] |
     if lb.verdicts:
         parts += ["## Did instruction tuning help?", ""]
         for v in lb.verdicts:
-            parts += [f"**{v.summary}**", ""] + [f"- {line}" for line in v.lines] + [""]
+            parts += [f"**{v.summary}**", ""] + ([f"_{v.paper}_", ""] if v.paper else [])
+            parts += [f"- {line}" for line in v.lines] + [""]
     counts = _marker_counts(lb)
     if counts:
         parts += ["## Markers", ""] + [f"- {c}" for c in counts] + [""]
@@ -180,7 +187,8 @@ def write_charts(lb: Leaderboard, out_dir: Path) -> list[Path]:
         ):
             ax.set_yscale("log")
         ax.set_title(f"{title}: base and tuned side by side")
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:  # a column nobody has scored yet has no bars to name
+            ax.legend(fontsize=7, loc="best")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         path = out_dir / f"chart_{_slug(title)}.png"
@@ -218,16 +226,19 @@ def to_html(lb: Leaderboard, charts: list[Path], banner: str | None = None) -> s
         parts.append(f"<div class='banner'>{html.escape(banner).replace(chr(10), '<br>')}</div>")
     head, body = _table(lb, lb.suite.columns)
     parts.append(_html_table(head, body, lb.rows))
+    parts.append(f"<p>{html.escape(_caption(lb, italic=''))}</p>")
     parts.append(f"<p>{html.escape(MARKER_LEGEND.replace('`', ''))}</p>")
-    if lb.reference_source:
-        parts.append(f"<p>Italic rows: published figures ({html.escape(lb.reference_source)}).</p>")
+    parts += [f"<p>{html.escape(note)}</p>" for note in lb.reference_notes]
     if lb.suite.extra:
         head, body = _table(lb, lb.suite.extra)
         parts += ["<h2>More figures</h2>", _html_table(head, body, lb.rows)]
     if lb.verdicts:
         parts.append("<h2>Did instruction tuning help?</h2>")
         for v in lb.verdicts:
-            parts.append(f"<p><b>{html.escape(v.summary)}</b></p><ul>")
+            parts.append(f"<p><b>{html.escape(v.summary)}</b></p>")
+            if v.paper:
+                parts.append(f"<p><i>{html.escape(v.paper)}</i></p>")
+            parts.append("<ul>")
             parts += [f"<li>{html.escape(line)}</li>" for line in v.lines]
             parts.append("</ul>")
     counts = _marker_counts(lb)

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from jinstruct.harness_tasks.catalog import most_common_version, task_catalog
 from jinstruct.leaderboard.config import Column, ModelSpec, RunConfig, Suite, task_name
 from jinstruct.leaderboard.settings import settings_digest, unit_settings
 from jinstruct.leaderboard.store import Record, harness_version
+from jinstruct.reference import PAPER_TABLE2 as REFERENCE_FILE
 
-REFERENCE_FILE = Path(__file__).resolve().parents[2] / "results" / "reference" / "paper_table2.yaml"
+READING_MARK = "‡"  # a published cell that is our reading of a garbled source, not a quotation
 
 
 @dataclass
 class Cell:
-    value: float | None = None  # scaled for display (accuracy in percent)
+    value: float | None = None  # scaled for display (the column's `scale`)
     stderr: float | None = None  # same scale
     over_train: int | None = None  # examples longer than the adapter's training sequence length
     over_max: int | None = None  # examples longer than the model's maximum length
     n: int | None = None
     task: str | None = None
+    printed: str = ""  # a published cell's markers, as printed
+    reading: bool = False  # a published cell read from a garbled source
 
     @property
     def markers(self) -> str:
-        return ("*" if self.over_train else "") + ("†" if self.over_max else "")
+        counted = ("*" if self.over_train else "") + ("†" if self.over_max else "")
+        return counted + self.printed + (READING_MARK if self.reading else "")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Verdict:
     tuned: str
     lines: list[str]
     summary: str
+    paper: str | None = None  # the paper's own conclusion, when this pair is one of the paper's
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Leaderboard:
     verdicts: list[Verdict]
     reference_source: str | None
     notes: list[str]
+    reference_notes: list[str] = field(default_factory=list)
 
 
 def _pick(records: list[Record], spec: ModelSpec, task: str, shots: int, limit: int | None,
@@ -94,14 +100,15 @@ def _cell(record: Record | None, col: Column, task: str) -> Cell:
 def specs_from_records(records: list[Record]) -> list[ModelSpec]:
     """Models for gathered results without a models file: one per (model, adapter), prompt version
     inferred from the task names found."""
+    catalog = task_catalog()
     groups: dict[tuple[str, str | None], list[Record]] = {}
     for r in records:
         groups.setdefault((r.key.model, r.key.adapter), []).append(r)
     specs = []
     for (model, adapter), recs in groups.items():
-        versions = [m.group(1) for r in recs if (m := re.search(r"_v0(\d)$", r.key.task))]
-        pv = f"0.{max(set(versions), key=versions.count)}" if versions else "0.3"
-        lang = "en" if any(r.key.task == "vqa_ppl_en" for r in recs) else "ja"
+        pv = most_common_version(r.key.task for r in recs) or "0.3"
+        langs = {catalog.tasks[r.key.task].language for r in recs if r.key.task in catalog.tasks}
+        lang = "en" if "en" in langs else "ja"
         names = {r.model_name for r in recs if r.model_name}
         name = names.pop() if len(names) == 1 else Path(adapter or model).name or model
         specs.append(ModelSpec(name=name, base_model=model, adapter=adapter, prompt_version=pv, vqa_language=lang))
@@ -109,10 +116,17 @@ def specs_from_records(records: list[Record]) -> list[ModelSpec]:
 
 
 def load_reference(path: Path | None = REFERENCE_FILE) -> tuple[list[dict[str, Any]], str | None]:
-    if path is None or not Path(path).is_file():
-        return [], None
+    return _read_reference(path)[:2]
+
+
+def _read_reference(path: Path | None) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """(rows, source, note on cells that are readings) of a reference file; nothing when there is none."""
+    if path is None:
+        return [], None, None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"reference file {path} does not exist (give --reference none to leave it out)")
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return list(raw.get("rows") or []), raw.get("source")
+    return list(raw.get("rows") or []), raw.get("source"), raw.get("reading_note")
 
 
 def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
@@ -122,11 +136,42 @@ def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
         for col in suite.all_columns:
             for s in ref.get("scores") or []:
                 if s.get("family") == col.family and int(s.get("shots", 0)) == col.shots and s.get("metric") == col.metric:
-                    # Published accuracies are already in percent; perplexities need no scale.
-                    row.cells[col.key] = Cell(value=float(s["value"]), task="paper")
+                    # Published as the paper prints them (accuracy a fraction): the column's scale applies.
+                    row.cells[col.key] = Cell(
+                        value=float(s["value"]) * col.scale,
+                        task="paper",
+                        printed=str(s.get("markers", "")),
+                        reading=bool(s.get("reading", False)),
+                    )
         if row.cells:
             rows.append(row)
     return rows
+
+
+def _fill_averages(row: Row, suite: Suite) -> None:
+    """An `average` column: the plain mean of the row's other displayed figures, once all are there."""
+    values = [row.cells.get(c.key, Cell()).value for c in suite.columns if not c.average]
+    mean = sum(values) / len(values) if values and None not in values else None
+    for col in suite.all_columns:
+        if col.average:
+            row.cells[col.key] = Cell(value=mean, task="mean")
+
+
+def _same_adapter(ours: str | None, published: str | None) -> bool:
+    """The paper's adapter, by hub id or by a local copy in a folder of the same name."""
+    if not ours or not published:
+        return False
+    a, b = ours.rstrip("/").lower(), published.rstrip("/").lower()
+    return a == b or Path(a).name == Path(b).name
+
+
+def paper_conclusion(ref_rows: list[dict[str, Any]], tuned: ModelSpec) -> str | None:
+    """What the paper concludes for the pair this tuned model belongs to (None: not one of the paper's)."""
+    for ref in ref_rows:
+        if ref.get("conclusion") and _same_adapter(tuned.adapter, ref.get("adapter")):
+            pair = f"{ref['name']} vs {ref.get('base', 'its base model')}"
+            return f"The paper, same pair ({pair}): " + " ".join(str(ref["conclusion"]).split()) + "."
+    return None
 
 
 def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
@@ -143,7 +188,8 @@ def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
             1 if ratio > 1 else (-1 if ratio < 1 else 0),
         )
     delta = t.value - b.value
-    text = f"{b.value:.1f} → {t.value:.1f} ({delta:+.1f} points"
+    d = col.decimals
+    text = f"{b.value:.{d}f} → {t.value:.{d}f} ({delta:+.{d}f}" + (" points" if col.scale == 100 else "")
     if b.stderr is not None and t.stderr is not None and (b.stderr > 0 or t.stderr > 0):
         z = delta / math.hypot(b.stderr, t.stderr)
         if abs(z) >= 1.96:
@@ -155,7 +201,12 @@ def _fmt_delta(col: Column, b: Cell, t: Cell) -> tuple[str, int]:
     return text, (1 if delta > 0 else -1 if delta < 0 else 0)
 
 
-def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: Suite) -> list[Verdict]:
+def verdicts(
+    rows: list[Row],
+    pairs: list[tuple[ModelSpec, ModelSpec]],
+    suite: Suite,
+    ref_rows: list[dict[str, Any]] | None = None,
+) -> list[Verdict]:
     by_name = {r.name: r for r in rows if r.kind == "model"}
     out = []
     for base, tuned in pairs:
@@ -165,7 +216,7 @@ def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: S
         lines, better, worse, flat = [], [], [], []
         for col in suite.columns:
             b, t = b_row.cells.get(col.key), t_row.cells.get(col.key)
-            if not b or not t or b.value is None or t.value is None:
+            if col.average or not b or not t or b.value is None or t.value is None:
                 continue
             text, sign = _fmt_delta(col, b, t)
             lines.append(f"{col.heading}: {text}")
@@ -185,7 +236,7 @@ def verdicts(rows: list[Row], pairs: list[tuple[ModelSpec, ModelSpec]], suite: S
                 f" Note: the two use different JGLUE prompt versions ({base.prompt_version} vs "
                 f"{tuned.prompt_version}), as the paper did."
             )
-        out.append(Verdict(base.display, tuned.display, lines, summary))
+        out.append(Verdict(base.display, tuned.display, lines, summary, paper_conclusion(ref_rows or [], tuned)))
     return out
 
 
@@ -224,13 +275,16 @@ def build(
     for spec in order_models(specs, pairs):
         row = Row(name=spec.name, kind="model", spec=spec, note=spec.prompt_version)
         for col in suite.all_columns:
+            if col.average:
+                continue
             task = col.task_for(spec)
             record = _pick(records, spec, task, col.shots, limit, settings.get(spec.name))
             row.cells[col.key] = _cell(record, col, task)
             if record is not None and record.lengths is None:
                 unmeasured.add(spec.name)
+        _fill_averages(row, suite)
         rows.append(row)
-    ref_rows, ref_source = load_reference(reference)
+    ref_rows, ref_source, reading_note = _read_reference(reference)
     rows += _reference_rows(ref_rows, suite)
     notes = []
     harnesses = sorted({r.key.harness for r in records})
@@ -238,6 +292,12 @@ def build(
         notes.append("harness: " + ", ".join(harnesses))
     if limit is not None:
         notes.append(f"every task was scored on its first {limit} documents only (--limit {limit}), not the full split")
+    catalog = task_catalog()
+    for row in rows:
+        ref_tasks = [catalog.tasks[c.task].reference_task for c in row.cells.values() if c.task in catalog.tasks]
+        if row.kind == "model" and any(ref_tasks):
+            # Which reference versions ran (published 1.1 vs head 1.3 JNLI, ...): the suite's choice, named.
+            notes.append(f"{row.name}: reference tasks " + ", ".join(dict.fromkeys(t for t in ref_tasks if t)))
     missing = [
         f"{row.name} {suite_col.heading}"
         for row in rows if row.kind == "model"
@@ -251,7 +311,11 @@ def build(
             "without per-example lengths (a blank marker there means unknown, not zero); score them with "
             "`jinstruct leaderboard --models` to measure"
         )
-    return Leaderboard(suite, rows, verdicts(rows, pairs, suite), ref_source, notes)
+    shown = [c for r in rows if r.kind == "reference" for c in r.cells.values()]
+    reference_notes = [f"{READING_MARK} {reading_note}"] if reading_note and any(c.reading for c in shown) else []
+    return Leaderboard(suite, rows, verdicts(rows, pairs, suite, ref_rows), ref_source, notes, reference_notes)
 
 
-__all__ = ["Cell", "Leaderboard", "Row", "Verdict", "build", "load_reference", "specs_from_records", "task_name"]
+__all__ = [
+    "Cell", "Leaderboard", "Row", "Verdict", "build", "load_reference", "paper_conclusion", "specs_from_records", "task_name",
+]
