@@ -145,3 +145,21 @@ def test_verdict_quotes_the_paper_for_one_of_its_pairs(tmp_path):
 def test_missing_reference_file_is_an_error_not_an_empty_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="--reference none"):
         build([], load_suite("paper"), CFG, reference=tmp_path / "nope.yaml")
+
+
+def test_prose_comes_from_the_suite_and_reference_rows_from_their_kind(board):
+    from jinstruct.leaderboard.config import _suite_from_dict
+    from jinstruct.leaderboard.render import to_html, to_markdown
+
+    mine = _suite_from_dict("mine", {"columns": [{"family": "jnli", "shots": [1]}],
+                                     "extra": [{"family": "jnli", "shots": [3], "metric": "macro_f1"}]}, "t")
+    md = to_markdown(build([], mine, CFG))
+    assert "VQA" not in md and "the JGLUE prompt" not in md and "Tokenizer-independent" not in md
+    assert "_Italic_ rows are published figures (arXiv:2309.03412, Table II)" in md
+    assert "| _CALM (paper)_ | 0.3 | 0.3 |" in md
+    own = _suite_from_dict("own", {"columns": [{"family": "jnli", "shots": [1]}], "caption": "Ours {italic}x{italic}.",
+                                   "extra_caption": "More of ours."}, "t")
+    assert "Ours _x_." in to_markdown(build([], own, CFG, reference=None))
+    page = to_html(board, [])
+    assert page.count('<tr class="ref">') == 6  # the paper's six rows (it has none of the extra figures)
+    assert "<td>Stormy (Instruct CALM) (paper)</td>" in page and "<td>_" not in page

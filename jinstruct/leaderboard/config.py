@@ -20,7 +20,7 @@ METADATA_KEYS = {
     "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
     "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
 }
-_SUITE_FIELDS = {"name", "title", "columns", "extra"}
+_SUITE_FIELDS = {"name", "title", "columns", "extra", "caption", "extra_caption"}
 _COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals", "average"}
 # A suite's name becomes a folder under results/: one path component, no "..".
 _SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -94,6 +94,9 @@ class Suite:
     title: str
     columns: tuple[Column, ...]
     extra: tuple[Column, ...] = ()
+    # Prose under the main table and the extra one; `{italic}` and `{source}` are filled in by the writers.
+    caption: str | None = None
+    extra_caption: str | None = None
 
     @property
     def all_columns(self) -> tuple[Column, ...]:
@@ -154,7 +157,8 @@ def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
                 target.append(_column(c, k, f"{where} suite {name!r} {key}[{i}]"))
     if not cols:
         raise ConfigError(f"{where}: suite {name!r} has no columns")
-    return Suite(name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra))
+    prose = {k: " ".join(str(raw[k]).split()) for k in ("caption", "extra_caption") if raw.get(k)}
+    return Suite(name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra), **prose)
 
 
 def builtin_suites() -> dict[str, Suite]:
