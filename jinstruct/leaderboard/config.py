@@ -21,7 +21,6 @@ METADATA_KEYS = {
     "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
 }
 _SUITE_FIELDS = {"name", "title", "columns", "extra", "caption", "extra_caption"}
-_COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals", "average"}
 # A suite's name becomes a folder under results/: one path component, no "..".
 _SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -123,22 +122,16 @@ def task_name(family: str, prompt_version: str, vqa_language: str = "ja") -> str
 
 
 def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
-    check_keys(raw, _COLUMN_FIELDS, where, ConfigError)
-    if not raw.get("family") and not raw.get("task") and not raw.get("average"):
+    values = coerce_fields(Column, {**raw, "shots": shots}, where, ConfigError, null_is_default=True)
+    if not values.get("family") and not values.get("task") and not values.get("average"):
         raise ConfigError(
             f"{where}: a column needs `family:` (a task family: jnli, marcja, vqa, ...), `task:` or `average: true`"
         )
-    return Column(
-        family=raw.get("family"),
-        task=raw.get("task"),
-        title=str(raw.get("title") or raw.get("task") or raw.get("family") or "Average"),
-        shots=int(shots),
-        metric=str(raw.get("metric", "acc")),
-        scale=float(raw.get("scale", 1.0)),
-        lower_is_better=bool(raw.get("lower_is_better", False)),
-        decimals=int(raw.get("decimals", 1)),
-        average=bool(raw.get("average", False)),
-    )
+    values.setdefault("family", None)
+    values.setdefault("task", None)
+    values["title"] = values.get("title") or values["task"] or values["family"] or "Average"
+    values.setdefault("metric", "acc")
+    return Column(**values)
 
 
 def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
