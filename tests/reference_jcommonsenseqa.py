@@ -1,6 +1,6 @@
 """An independent re-implementation of the reference harness's JCommonsenseQA prompts, written from
-../shared/spec/jp-eval-suite.md and the reference's task classes, for the tests to compare the tasks
-against. It shares no code with jinstruct: every string is typed again here; the draw order is the
+the reference's task classes (described in the README's "JP Eval suite" section), for the tests to
+compare the tasks against. It shares no code with jinstruct: every string is typed again here; the draw order is the
 JGLUE tests' own re-implementation.
 """
 

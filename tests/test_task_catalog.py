@@ -125,11 +125,11 @@ def test_a_new_prompt_version_shows_up_in_the_leaderboard(throwaway_v07, tmp_pat
         assert row.note == "0.7"  # gathered results: the prompt version read from the task names
         assert (
             row.cells[suite.columns[0].key].task == "jnli13_v07"
-            and row.cells[suite.columns[0].key].value == 50.0
+            and row.cells[suite.columns[0].key].value == 0.5  # the paper suite prints fractions
         )
         assert any("jnli-1.3-0.7" in n for n in lb.notes)
     out = write_all(build(store.records(), suite, cfg), tmp_path_factory.mktemp("out"))
-    assert "| m | 0.7 | 50.0 " in out["md"].read_text(encoding="utf-8")
+    assert "| m | 0.7 | 0.500 " in out["md"].read_text(encoding="utf-8")
 
 
 def test_group_entries_carry_their_shots_into_lm_eval(tmp_path):

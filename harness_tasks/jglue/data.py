@@ -1,9 +1,9 @@
-"""Where JNLI and MARC-ja come from: a local JGLUE copy (GitHub layout) or the Hugging Face hub.
+"""Where the JGLUE datasets (JNLI, MARC-ja, JCommonsenseQA) come from: a local JGLUE copy (GitHub layout) or the Hugging Face hub.
 
 Sources, first that works wins:
 1. explicit files: metadata `train_file` / `validation_file`;
 2. a local JGLUE copy: metadata `data_dir`, else the environment variable `JGLUE_DIR`
-   (`datasets/jnli-v1.1/train-v1.1.json`, ..., any `v1.x` release);
+   (`datasets/jnli-v1.1/train-v1.1.json`, `datasets/jcommonsenseqa-v1.1/...`, any `v1.x` release);
 3. the hub: `shunk031/JGLUE` (parquet conversion) then `Rakuten/JGLUE`.
 An explicit local source that is broken is an error, never a silent fall-through to the hub.
 """
@@ -37,7 +37,14 @@ class JGLUEDataset:
 
 JNLI = JGLUEDataset("JNLI", "jnli", ("sentence1", "sentence2"), ("entailment", "contradiction", "neutral"))
 MARC_JA = JGLUEDataset("MARC-ja", "marc_ja", ("sentence",), ("positive", "negative"))
-DATASETS = {"jnli": JNLI, "marcja": MARC_JA}
+# The GitHub files hold the gold index (0..4); shunk031's hub copy names the classes choice0..choice4.
+JCOMMONSENSEQA = JGLUEDataset(
+    "JCommonsenseQA",
+    "jcommonsenseqa",
+    ("question", *(f"choice{i}" for i in range(5))),
+    tuple(f"choice{i}" for i in range(5)),
+)
+DATASETS = {"jnli": JNLI, "marcja": MARC_JA, "jcommonsenseqa": JCOMMONSENSEQA}
 
 # (repo id, revision): datasets >= 4 runs no loading scripts, so shunk031's copy is read from the
 # parquet files that the hub converts it to.
@@ -159,7 +166,7 @@ def load_jglue(
     validation_file: str | os.PathLike | None = None,
     prefer_version: str = "1.1",
 ) -> LoadedJGLUE:
-    """Load train and validation of `family` ("jnli" or "marcja") from the first working source."""
+    """Load train and validation of `family` (a key of DATASETS) from the first working source."""
     spec = DATASETS[family]
     if train_file or validation_file:
         if not (train_file and validation_file):

@@ -19,6 +19,9 @@ METADATA_KEYS = {
     "data_dir", "train_file", "validation_file", "jglue_version",
     "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
     "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
+    "mgsm_dir", "jsquad_train_file", "jsquad_validation_file", "jaqket_dir", "jaqket_train_file",
+    "jaqket_validation_file", "jaqket_num_contexts", "xlsum_dir", "xlsum_train_file", "xlsum_test_file",
+    "jp_eval_tokenizer", "jp_eval_max_length", "dynamic_max_length", "max_gen_toks",
 }
 _SUITE_FIELDS = {"name", "title", "columns", "extra", "caption", "extra_caption"}
 # A suite's name becomes a folder under results/: one path component, no "..".
