@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jinstruct.attention import additive_mask
+
 IGNORE_INDEX = -100
 
 Row = list[int]  # example ids sharing one row
@@ -192,8 +194,7 @@ def model_inputs(batch: Batch, device, attn_implementation: str, dtype: torch.dt
     inputs = {k: v.to(device) for k, v in batch.tensors.items() if k != "labels"}
     mask = inputs.get("attention_mask")
     if mask is not None and mask.dim() == 4 and attn_implementation == "eager":
-        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(
-            ~mask, torch.finfo(dtype).min)
+        inputs["attention_mask"] = additive_mask(mask, dtype)
     return inputs
 
 
