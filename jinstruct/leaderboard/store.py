@@ -17,8 +17,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from lm_eval.utils import simple_parse_args_string
-
 from jinstruct.atomic import atomic_write
 
 
@@ -148,6 +146,8 @@ class Store:
 
 def parse_model_args(model_args: Any) -> dict[str, Any]:
     """lm-eval's model_args (a "k=v,k=v" string or a dict) as a dict, values typed as lm-eval types them."""
+    from lm_eval.utils import simple_parse_args_string  # not at import: rendering needs no lm-eval
+
     if isinstance(model_args, dict):
         return dict(model_args)
     return simple_parse_args_string(str(model_args)) if model_args else {}
