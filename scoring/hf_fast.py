@@ -20,6 +20,7 @@ Extra model args (besides all of HFLM's):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -68,6 +69,15 @@ class ScoringStats:
         return {**asdict(self), "padding_fraction": self.padding_fraction}
 
 
+def _cpu_processes_join_one_group() -> None:
+    """Under a multi-process launcher (`accelerate launch --multi_gpu`, torchrun) without a GPU, make the
+    Accelerator that HFLM creates join the launcher's processes (gloo) instead of running each alone."""
+    import torch
+
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
 @register_model("hf-fast")
 class HFFastLM(HFLM):
     def __init__(
@@ -80,7 +90,9 @@ class HFFastLM(HFLM):
         layout: str = "auto",
         **kwargs,
     ) -> None:
+        _cpu_processes_join_one_group()
         super().__init__(pretrained, **kwargs)
+        self._data_parallel_on_cpu()
         self.tokenization = check_mode(tokenization)
         self.share_prefix = _as_bool(share_prefix, "share_prefix")
         self.min_shared_prefix = int(min_shared_prefix)
@@ -95,6 +107,19 @@ class HFFastLM(HFLM):
         self._fallback_reason: str | None = None
         self._fallback_said = False
         self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
+
+    def _data_parallel_on_cpu(self) -> None:
+        # HFLM splits the documents over `accelerate launch` processes only when there are several GPUs;
+        # on CPU every process would score everything and write its own results as rank 0. Processes
+        # (gloo) work the same way: each scores its share, lm-eval gathers them on rank 0.
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is None or accelerator.num_processes <= 1 or self._world_size > 1:
+            return
+        if accelerator.device.type != "cpu":
+            return
+        self._rank = accelerator.process_index
+        self._world_size = accelerator.num_processes
+        eval_logger.info("hf-fast: data-parallel on CPU, process %d of %d", self._rank, self._world_size)
 
     # -- tokenization ---------------------------------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False):

@@ -35,6 +35,11 @@ from .plan import Context, Request
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
 # Attention implementations that apply a caller's 4D mask as given (bool for sdpa, additive for eager).
 _CUSTOM_MASK_ATTENTION = {"sdpa", "eager"}
+# Models whose forward takes no position ids because it derives positions from the 2D padding mask
+# (BLOOM's ALiBi: the cumulative sum of the mask). The cache layout gives them an exact run: left-padded
+# prefixes and right-padded tails under one concatenated mask number every real token as unpadded.
+# The packed layout cannot: its per-tail positions are not a cumulative sum of any 2D mask.
+_POSITIONS_FROM_MASK = {"bloom"}
 LAYOUTS = ("auto", "packed", "cache")
 
 
@@ -106,6 +111,8 @@ def unsupported_reason(model, backend: str) -> str | None:
     except (TypeError, ValueError):
         return "the model's forward signature cannot be inspected"
     missing = [p for p in ("attention_mask", "position_ids") if p not in params]
+    if getattr(config, "model_type", None) in _POSITIONS_FROM_MASK and "position_ids" in missing:
+        missing.remove("position_ids")
     if not ({"cache", "past_key_values"} & set(params)):
         missing.append("cache/past_key_values")
     if missing:
@@ -147,6 +154,7 @@ class SharedContextScorer:
         params = inspect.signature(base.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.keeps_logits = "logits_to_keep" in params
+        self.takes_positions = "position_ids" in params  # else positions follow the mask (see above)
         self.window = sliding_window_of(self.config)
         attention = getattr(self.config, "_attn_implementation", None)
         if layout == "packed" and attention not in _CUSTOM_MASK_ATTENTION:
@@ -154,8 +162,13 @@ class SharedContextScorer:
                 f"hf-fast: layout=packed needs sdpa or eager attention, this model uses {attention!r}; "
                 "use layout=auto or layout=cache"
             )
+        if layout == "packed" and not self.takes_positions:
+            raise ValueError(
+                f"hf-fast: layout=packed needs a model that takes position ids; {type(base).__name__} derives "
+                "them from the padding mask; use layout=auto or layout=cache"
+            )
         self.layout = layout
-        self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION
+        self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION and self.takes_positions
         self.eager_mask = attention == "eager"
         self.stats = PassStats()
 
@@ -175,10 +188,11 @@ class SharedContextScorer:
         kwargs = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
-            "position_ids": position_ids,
             self.cache_kw: cache,
             "use_cache": cache is not None,
         }
+        if self.takes_positions:
+            kwargs["position_ids"] = position_ids
         if keep and self.keeps_logits:
             kwargs["logits_to_keep"] = keep
         with torch.no_grad(), self._autocast():

@@ -117,6 +117,25 @@ def choose_plan(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_siz
     return min(plans.items(), key=lambda item: cost.plan(item[1], lengths))
 
 
+def packing_unsupported(model) -> str | None:
+    """Why packed rows would let examples see each other on this model (None: packing is exact).
+
+    Packing needs per-example position ids and a block-diagonal mask. A model whose forward takes no
+    position ids derives positions from a 2D padding mask (BLOOM's ALiBi) or carries a recurrent state
+    along the row (Mamba); either would run one example into the next.
+    """
+    import inspect
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    try:
+        params = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return f"{type(base).__name__}.forward cannot be inspected"
+    if "position_ids" not in params:
+        return f"{type(base).__name__}.forward takes no position_ids"
+    return None
+
+
 @dataclass
 class Batch:
     tensors: dict[str, torch.Tensor]

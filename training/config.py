@@ -74,7 +74,7 @@ class TrainConfig:
     base_fp32: bool = False  # cast the frozen base to fp32 as the paper's code did (slow, parity only)
     deepspeed: str | None = None  # DeepSpeed JSON path or bundled name: zero2, zero2-offload, zero3
     gradient_checkpointing: bool = False
-    attn_implementation: str | None = None  # None: sdpa (flash_attention_2 when installed and on GPU)
+    attn_implementation: str | None = None  # None: flash_attention_2 when installed on GPU, else transformers picks
 
     # --- running
     eval_every: int = 1000  # optimizer steps between validation losses (paper: 1,000)

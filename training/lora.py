@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-# The paper's choices (Table I); other architectures fall back to PEFT's own per-architecture table
-# (attention query/value projections), see default_target_modules.
-PAPER_TARGETS: dict[str, list[str]] = {
-    "gpt_neox": ["query_key_value"],
-    "llama": ["q_proj", "v_proj"],
+# The paper's choices (Table I) for GPT-NeoX and LLaMA; for the other architectures Japanese models use,
+# the same idea (the attention's query and value projections, or the fused QKV projection where the
+# architecture has one). Every row is trained and reloaded by tests/test_architectures.py. Architectures
+# not listed fall back to PEFT's own table (see default_target_modules).
+ARCH_TARGETS: dict[str, list[str]] = {
+    "gpt_neox": ["query_key_value"],  # the paper (OpenCALM, rinna)
+    "llama": ["q_proj", "v_proj"],  # the paper (LLaMA, Swallow, ELYZA)
+    "mistral": ["q_proj", "v_proj"],
+    "mixtral": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "qwen2_moe": ["q_proj", "v_proj"],
+    "qwen3": ["q_proj", "v_proj"],
+    "gemma2": ["q_proj", "v_proj"],
+    "gemma3_text": ["q_proj", "v_proj"],
+    "gemma3": ["q_proj", "v_proj"],
+    "phi3": ["qkv_proj"],  # fused query/key/value
+    "stablelm": ["q_proj", "v_proj"],
+    "gptj": ["q_proj", "v_proj"],
+    "opt": ["q_proj", "v_proj"],
+    "gpt2": ["c_attn"],  # fused query/key/value (a Conv1D)
+    "bloom": ["query_key_value"],
+    "falcon": ["query_key_value"],
+    "mamba": ["in_proj", "x_proj"],  # no attention: the mixer's input and state projections
 }
 
 
 def default_target_modules(model_type: str) -> list[str]:
-    if model_type in PAPER_TARGETS:
-        return list(PAPER_TARGETS[model_type])
+    if model_type in ARCH_TARGETS:
+        return list(ARCH_TARGETS[model_type])
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
 
     if model_type in peft_defaults:

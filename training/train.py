@@ -27,7 +27,14 @@ import numpy as np
 import torch
 
 from jinstruct.training import checkpoint, distributed
-from jinstruct.training.batching import CostModel, choose_plan, collate, model_inputs, token_loss_sum
+from jinstruct.training.batching import (
+    CostModel,
+    choose_plan,
+    collate,
+    model_inputs,
+    packing_unsupported,
+    token_loss_sum,
+)
 from jinstruct.training.config import TrainConfig, config_from_args
 from jinstruct.training.data import DataError, TokenizedSet, check_source, prepare_data
 from jinstruct.training.lora import add_lora
@@ -166,7 +173,7 @@ class Recipe:
         self.base_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         if config.base_fp32:
             self.base_dtype = torch.float32
-        self.attn = config.attn_implementation or _default_attention()
+        self.attn = config.attn_implementation or _default_attention()  # None: transformers picks per architecture
         self.tokenizer = AutoTokenizer.from_pretrained(config.model, revision=config.model_revision,
                                                        trust_remote_code=config.trust_remote_code)
         self.pad_id = next(t for t in (self.tokenizer.pad_token_id, self.tokenizer.unk_token_id,
@@ -175,9 +182,18 @@ class Recipe:
                                                      attn_implementation=self.attn,
                                                      revision=config.model_revision,
                                                      trust_remote_code=config.trust_remote_code)
+        self.attn = model.config._attn_implementation  # e.g. eager for Gemma 2, whose logit soft-capping sdpa lacks
         model.config.use_cache = False
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.batching = config.batching
+        cannot_pack = packing_unsupported(model)
+        if cannot_pack and self.batching == "pack":
+            raise ValueError(f"batching=pack cannot keep packed examples apart on this model: {cannot_pack}; "
+                             "use --batching group (or auto)")
+        if cannot_pack and self.batching == "auto":
+            self.batching = "group"
+            self.say(f"batching: group (one example per row), since {cannot_pack}")
         self.model, self.lora_targets = add_lora(model, config)
         self.n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.say(f"model {config.model} ({self.model.config.model_type}, {self.base_dtype}, attention {self.attn}); "
@@ -253,7 +269,7 @@ class Recipe:
         config, accelerator, model, train = self.config, self.accelerator, self.model, self.data.train
         t0 = time.perf_counter()
         ids = self.step_examples(step)
-        mode, plan = choose_plan(ids, self.lengths, config.batching, config.micro_batch_size, config.seq_len,
+        mode, plan = choose_plan(ids, self.lengths, self.batching, config.micro_batch_size, config.seq_len,
                                  self.world, self.cost, varlen=self.flatten)
         n_target = int(self.targets_per_example[ids].sum())  # over every process: the loss denominator
         model.train()
@@ -304,7 +320,7 @@ class Recipe:
         config, done = self.config, record["step"]
         if self.data.val is not None and (done % config.eval_every == 0 or done == self.total_steps):
             self.val_loss = evaluate(self.model, self.data.val, self.accelerator, config, self.pad_id, self.attn,
-                                     self.compute_dtype, self.cost)
+                                     self.compute_dtype, self.cost, self.batching)
             record["val_loss"] = self.val_loss
         if done % config.log_every == 0 or "val_loss" in record or done == self.total_steps:
             self.metrics.write(record)
@@ -330,7 +346,7 @@ class Recipe:
         summary = {
             "steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch, "world_size": self.world,
             "precision": self.precision, "base_dtype": str(self.base_dtype).replace("torch.", ""),
-            "attention": self.attn, "deepspeed": self.ds_config, "lora_target_modules": self.lora_targets,
+            "attention": self.attn, "batching": self.batching, "deepspeed": self.ds_config, "lora_target_modules": self.lora_targets,
             "trainable_parameters": self.n_trainable, "examples_seen": counters["examples"],
             "tokens_seen": counters["tokens"], "padded_fraction": padded, "train_seconds": counters["train_seconds"],
             "wall_seconds_this_invocation": time.perf_counter() - self.started, "final_val_loss": self.val_loss,
@@ -350,11 +366,11 @@ class Recipe:
 
 @torch.no_grad()
 def evaluate(model, val: TokenizedSet, accelerator, config: TrainConfig, pad_id: int, attn: str,
-             dtype: torch.dtype, cost: CostModel | None = None) -> float:
+             dtype: torch.dtype, cost: CostModel | None = None, batching: str | None = None) -> float:
     """Token-weighted mean loss over the whole validation set (same masking as training)."""
     model.eval()
     ids = np.arange(len(val))
-    mode, plan = choose_plan(ids, val.lengths, config.batching, config.micro_batch_size, config.seq_len,
+    mode, plan = choose_plan(ids, val.lengths, batching or config.batching, config.micro_batch_size, config.seq_len,
                              accelerator.num_processes, cost, varlen=attn.startswith("flash"))
     total = torch.zeros(1, dtype=torch.float64)
     for micro in plan[accelerator.process_index]:
@@ -397,7 +413,7 @@ def save_merged(config: TrainConfig, output: Path, accelerator, dtype: torch.dty
     accelerator.wait_for_everyone()
 
 
-def _default_attention() -> str:
+def _default_attention() -> str | None:
     if torch.cuda.is_available():
         try:
             import flash_attn  # noqa: F401
@@ -405,7 +421,7 @@ def _default_attention() -> str:
             return "flash_attention_2"
         except ImportError:
             pass
-    return "sdpa"
+    return None  # transformers' choice: sdpa where the architecture supports it, else eager
 
 
 def _check_same_run(saved: dict, config: TrainConfig, folder: Path) -> None:

@@ -33,8 +33,13 @@ def run_leaderboard(
     reference: Path | None = REFERENCE_FILE,
     banner: str | None = None,
     only: list[str] | None = None,
-) -> tuple[Leaderboard, dict[str, Path]]:
-    """Score what is missing (unless score=False), then write every output. Returns the table and paths."""
+    shard: tuple[int, int] | None = None,
+) -> tuple[Leaderboard | None, dict[str, Path]]:
+    """Score what is missing (unless score=False), then write every output. Returns the table and paths.
+
+    With `shard=(K, N)` only every N-th unit is scored and nothing is rendered (shards of a job array
+    share the output folder; `--render-only` writes the table once all are done): returns (None, {}).
+    """
     from jinstruct.leaderboard.render import write_all
 
     store = Store(out_dir)
@@ -44,8 +49,13 @@ def run_leaderboard(
     if score and cfg is not None:
         from jinstruct.leaderboard.runner import run
 
-        report = run(cfg, suite, store, force=force, bootstrap_iters=bootstrap_iters, only=only)
-        print(f"leaderboard: scored {len(report.scored)} runs, skipped {len(report.skipped)} already on disk")
+        report = run(cfg, suite, store, force=force, bootstrap_iters=bootstrap_iters, only=only, shard=shard)
+        where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        print(f"leaderboard: scored {len(report.scored)} runs, skipped {len(report.skipped)} already on disk{where}")
+    if shard:
+        print(f"leaderboard: shard {shard[0]}/{shard[1]} done; once every shard is, write the table with "
+              f"`jinstruct leaderboard --render-only --out {out_dir}`")
+        return None, {}
     lb = build(store.records(), suite, cfg, reference)
     return lb, write_all(lb, out_dir, banner)
 
@@ -67,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NAME", help="score only these models (the table shows all)")
     p.add_argument("--force", action="store_true", help="re-score results that are already on disk")
     p.add_argument("--render-only", action="store_true", help="write the outputs from what is on disk; score nothing")
+    p.add_argument("--shard", metavar="K/N",
+                   help="score only every N-th (model, task, shots) unit, starting at unit K (0..N-1), and render "
+                        "nothing: one job of an array; then --render-only (README: Slurm array)")
     p.add_argument("--bootstrap-iters", type=int, default=1000, help="lm-eval bootstrap iterations for stderr")
     p.add_argument("--reference", default=str(REFERENCE_FILE),
                    help="published figures to show as reference rows ('none' to leave them out)")
@@ -101,6 +114,19 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             cfg.metadata.update(args.metadata)
     out_dir = args.out or Path("results") / suite.name
+    shard = None
+    if args.shard:
+        from jinstruct.leaderboard.runner import parse_shard
+
+        if args.render_only or not cfg:
+            print("jinstruct leaderboard: --shard scores a part of --models; it does not go with --render-only",
+                  file=sys.stderr)
+            return 2
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as err:
+            print(f"jinstruct leaderboard: {err}", file=sys.stderr)
+            return 2
     reference = None if str(args.reference).lower() == "none" else Path(args.reference)
     try:
         lb, paths = run_leaderboard(
@@ -111,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap_iters=args.bootstrap_iters,
             reference=reference,
             only=args.only,
+            shard=shard,
         )
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"jinstruct leaderboard: {err}", file=sys.stderr)
         return 1
+    if shard:
+        return 0
     print(paths["md"].read_text(encoding="utf-8"))
     print("wrote: " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -94,6 +94,25 @@ def _model_max_length(lm) -> int | None:
         return None
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` -> (K, N): shard K (counted from 0) of N, as in a job array `--array=0-(N-1)`."""
+    try:
+        k, n = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. --shard 0/4 (K counts from 0)") from None
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"--shard {text!r}: K must be 0..N-1 (e.g. Slurm --array=0-{max(n, 1) - 1} and "
+                         f"--shard $SLURM_ARRAY_TASK_ID/{max(n, 1)})")
+    return k, n
+
+
+def shard_units(models: list[ModelSpec], suite: Suite, shard: tuple[int, int]) -> set[tuple[str, str, int]]:
+    """Every N-th (model, task, shots) unit, starting at the K-th, over all models in file order."""
+    k, n = shard
+    every = [(spec.name, task, shots) for spec in models for task, shots in suite.units(spec)]
+    return set(every[k::n])
+
+
 def run(
     cfg: RunConfig,
     suite: Suite,
@@ -102,14 +121,20 @@ def run(
     force: bool = False,
     bootstrap_iters: int = 1000,
     only: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunReport:
     import lm_eval
 
     report = RunReport([], [], {})
     models = [m for m in cfg.models if not only or m.name in only]
     on_disk = store.records()
+    mine = shard_units(models, suite, shard) if shard else None
     for spec in models:
         units = suite.units(spec)
+        if mine is not None:
+            units = [(t, k) for t, k in units if (spec.name, t, k) in mine]
+            if not units:
+                continue
         settings = unit_settings(spec, cfg.metadata)
         keys = {(t, k): unit_key(spec, t, k, cfg.limit, settings_digest(settings)) for t, k in units}
         todo = [(t, k) for t, k in units if force or not store.has(keys[(t, k)])]
