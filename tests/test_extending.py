@@ -9,11 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import jinstruct.harness_tasks.catalog as catalog_mod
-import jinstruct.leaderboard.table as table_mod
 import jinstruct.training.config as train_config
-from jinstruct.harness_tasks import tasks_dir
-from jinstruct.harness_tasks.catalog import load_catalog
 from jinstruct.leaderboard.config import load_suite, parse_models
 from jinstruct.leaderboard.render import to_markdown
 from jinstruct.leaderboard.store import Store, UnitKey, harness_version
@@ -28,7 +24,7 @@ TOY_ROWS = [
 
 
 @pytest.fixture()
-def toy_task(tmp_path, monkeypatch) -> Path:
+def toy_task(tmp_path, ship_tasks) -> Path:
     """A new task as data: one lm-eval YAML whose metadata names its family, prompt version and language."""
     folder = tmp_path / "toyqa"
     folder.mkdir()
@@ -47,9 +43,7 @@ def toy_task(tmp_path, monkeypatch) -> Path:
         'metadata:\n  version: 1.0\n  family: toyqa\n  prompt_version: "0.3"\n  language: ja\n',
         encoding="utf-8",
     )
-    catalog = load_catalog((tasks_dir(), folder))
-    monkeypatch.setattr(catalog_mod, "task_catalog", lambda: catalog)
-    monkeypatch.setattr(table_mod, "task_catalog", lambda: catalog)
+    ship_tasks(folder)
     return folder
 
 
