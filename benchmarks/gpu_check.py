@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "3",
             "--limit",
             str(args.limit),
-            "--jglue-dir",
+            "--data-dir",
             str(JGLUE),
             "--stock-batch-sizes",
             "8,32",

@@ -13,6 +13,9 @@ Extra model args (besides all of HFLM's):
 - `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
 - `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
   choices of a context into one row where the attention takes a custom mask, else uses the cache.
+- `chunk_tokens=auto`: packed rows run in column chunks of about this many tokens (0: one pass), so the
+  attention under the explicit mask skips most of the masked upper triangle; auto: 256 at one CPU
+  thread, 0 with more (see `kv_scoring.resolve_chunk_tokens`).
 - `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
 `batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
 """
@@ -26,8 +29,10 @@ from dataclasses import asdict, dataclass
 
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from torch.profiler import record_function
 from tqdm import tqdm
 
+from .generation import GenerationStats, generate_reference, reference_request
 from .kv_scoring import LAYOUTS, SharedContextScorer, unsupported_reason
 from .plan import batches, minimum_tokens, plan_groups, split_request
 from .tokenization import check_mode, encode_pair
@@ -88,6 +93,7 @@ class HFFastLM(HFLM):
         min_shared_prefix: int = 16,
         fast: bool = True,
         layout: str = "auto",
+        chunk_tokens: int | str = "auto",
         **kwargs,
     ) -> None:
         _cpu_processes_join_one_group()
@@ -102,11 +108,19 @@ class HFFastLM(HFLM):
         if layout not in LAYOUTS:
             raise ValueError(f"hf-fast: layout={layout!r} is not known; use one of {', '.join(LAYOUTS)}")
         self.layout = layout
+        text = str(chunk_tokens).strip().lower()
+        if text != "auto" and not text.isdigit():
+            raise ValueError(
+                f"hf-fast: chunk_tokens={chunk_tokens!r} must be auto, 0 (no chunks) or a positive integer"
+            )
+        self.chunk_tokens = text if text == "auto" else int(text)
         self.scoring_stats = ScoringStats()
         self._scorer: SharedContextScorer | None = None
         self._fallback_reason: str | None = None
         self._fallback_said = False
         self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
+        self.generation_stats = GenerationStats()
+        self._encode_memo: dict[str, list[int]] | None = None
 
     def _data_parallel_on_cpu(self) -> None:
         # HFLM splits the documents over `accelerate launch` processes only when there are several GPUs;
@@ -122,9 +136,26 @@ class HFFastLM(HFLM):
         eval_logger.info("hf-fast: data-parallel on CPU, process %d of %d", self._rank, self._world_size)
 
     # -- tokenization ---------------------------------------------------------------------------------
+    def tok_encode(self, string: str, add_special_tokens=None, left_truncate_len=None, **kwargs) -> list[int]:
+        memo = self._encode_memo
+        if memo is None or add_special_tokens is not None or left_truncate_len or kwargs:
+            return super().tok_encode(
+                string, add_special_tokens=add_special_tokens, left_truncate_len=left_truncate_len, **kwargs
+            )
+        found = memo.get(string)
+        if found is None:
+            found = memo[string] = super().tok_encode(string)
+        return list(found)
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         if self.tokenization == "lm_eval":
-            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            # lm-eval's _encode_pair encodes a doc's context once per choice; within this call each
+            # distinct string is encoded once (the tokenizer is deterministic).
+            self._encode_memo = {}
+            try:
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            finally:
+                self._encode_memo = None
         if self.enable_thinking:
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)  # raises HFLM's error
         new_reqs = []
@@ -143,6 +174,52 @@ class HFFastLM(HFLM):
         finally:
             self._stock_only = False
 
+    # -- generation -------------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        """Default tokenization: HFLM's own generate_until. Reference: its greedy rules, batched."""
+        if self.tokenization != "reference":
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        prepared = []
+        for req in requests:
+            context, gen_kwargs = req.args
+            gen_kwargs = dict(gen_kwargs or {})
+            if gen_kwargs.get("do_sample") or float(gen_kwargs.get("temperature") or 0.0) > 0.0:
+                raise ValueError(
+                    "hf-fast: tokenization=reference decodes greedily as the reference harness does; "
+                    f"this request asks for sampling ({gen_kwargs}); drop do_sample/temperature or use "
+                    "tokenization=lm_eval"
+                )
+            max_gen_toks = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
+            prepared.append(
+                reference_request(
+                    self.tokenizer, context, gen_kwargs.get("until"), max_gen_toks, self.max_length
+                )
+            )
+        per_batch = self.batch_size if self.batch_size != "auto" else 16
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pbar = tqdm(
+            total=len(requests),
+            disable=(disable_tqdm or (self.rank != 0)),
+            desc="Running generate_until requests (hf-fast, reference rules)",
+        )
+
+        def done(i: int, text: str) -> None:
+            self.cache_hook.add_partial("generate_until", requests[i].args, text)
+            pbar.update(1)
+
+        texts = generate_reference(
+            self.model,
+            self.tokenizer,
+            prepared,
+            int(per_batch),
+            pad,
+            self.device,
+            self.generation_stats,
+            done,
+        )
+        pbar.close()
+        return texts
+
     # -- scoring ----------------------------------------------------------------------------------------
     def _fast_path(self) -> SharedContextScorer | None:
         if not self.fast or self._stock_only:
@@ -159,6 +236,7 @@ class HFFastLM(HFLM):
                     softmax_dtype=self.softmax_dtype,
                     autocast_dtype=self.mixed_precision_dtype,
                     layout=self.layout,
+                    chunk_tokens=self.chunk_tokens,
                 )
         if self._fallback_reason is not None and not self._fallback_said:
             eval_logger.warning(
@@ -184,17 +262,18 @@ class HFFastLM(HFLM):
         if not requests:
             return []
         started = time.perf_counter()
-        split = [split_request(ctx, cont, self.max_length) for _, ctx, cont in requests]
-        truncated = sum(len(ctx) + len(cont) > self.max_length + 1 for _, ctx, cont in requests)
-        if truncated:
-            eval_logger.warning(
-                "hf-fast: %d requests are longer than max_length=%d + 1 tokens and were truncated from the left",
-                truncated,
-                self.max_length,
+        with record_function("hf_fast.plan"):
+            split = [split_request(ctx, cont, self.max_length) for _, ctx, cont in requests]
+            truncated = sum(len(ctx) + len(cont) > self.max_length + 1 for _, ctx, cont in requests)
+            if truncated:
+                eval_logger.warning(
+                    "hf-fast: %d requests are longer than max_length=%d + 1 tokens and were truncated from the left",
+                    truncated,
+                    self.max_length,
+                )
+            groups = plan_groups(
+                split, share_prefix=self.share_prefix, min_shared=self.min_shared_prefix, window=scorer.window
             )
-        groups = plan_groups(
-            split, share_prefix=self.share_prefix, min_shared=self.min_shared_prefix, window=scorer.window
-        )
         per_batch = override_bs or self._contexts_per_batch(requests)
         before = (scorer.stats.tokens, scorer.stats.positions, scorer.stats.head_positions)
 
@@ -205,7 +284,8 @@ class HFFastLM(HFLM):
             desc="Running loglikelihood requests (hf-fast)",
         )
         for group in groups:
-            header_cache = scorer.run_header(group.header) if group.header_len else None
+            with record_function("hf_fast.header"):
+                header_cache = scorer.run_header(group.header) if group.header_len else None
             for batch in batches(group, per_batch):
                 for row, ll, greedy in scorer.score_batch(batch, split, group.header_len, header_cache):
                     answer = (ll, greedy)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from .plan import Context, Request
 
@@ -130,6 +131,16 @@ def unsupported_reason(model, backend: str) -> str | None:
     return None
 
 
+def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
+    """`auto`: chunks of 256 columns at one CPU thread, none otherwise. Chunks save the attention's
+    masked upper triangle but multiply the passes; with more threads every op of a pass ends in a
+    thread synchronisation, and on the 2-core benchmark machine the extra passes cost more than the
+    triangle saved (benchmarks/scoring.py, README Performance)."""
+    if chunk_tokens == "auto":
+        return 256 if torch.get_num_threads() == 1 else 0
+    return int(chunk_tokens)
+
+
 class SharedContextScorer:
     """Runs the planned batches on a transformers causal LM."""
 
@@ -141,6 +152,7 @@ class SharedContextScorer:
         softmax_dtype: torch.dtype | None = None,
         autocast_dtype: torch.dtype | None = None,
         layout: str = "auto",
+        chunk_tokens: int | str = "auto",
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"hf-fast: layout={layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -170,6 +182,7 @@ class SharedContextScorer:
         self.layout = layout
         self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION and self.takes_positions
         self.eager_mask = attention == "eager"
+        self.chunk_tokens = chunk_tokens
         self.stats = PassStats()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -215,7 +228,7 @@ class SharedContextScorer:
         requests: Sequence[Request],
         header_len: int = 0,
         header_cache=None,
-    ) -> Iterator[tuple[int, float, bool]]:
+    ) -> list[tuple[int, float, bool]]:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
         if self.packs:
             width = max(
@@ -235,9 +248,69 @@ class SharedContextScorer:
         cache.batch_repeat_interleave(rows)
         return cache
 
-    def _score_packed(
-        self, contexts, requests, header_len, header_cache
-    ) -> Iterator[tuple[int, float, bool]]:
+    def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
+        with record_function("hf_fast.inputs"):
+            ids, mask, positions, targets, owner, row_req, n_tokens, keep = self._packed_inputs(
+                contexts, requests, header_len
+            )
+        with record_function("hf_fast.forward"):
+            logits, head_positions = self._packed_forward(
+                ids, mask, positions, header_len, header_cache, keep
+            )
+        with record_function("hf_fast.head"):
+            self.stats.add(n_tokens, ids.numel(), head_positions)
+            dev = self.device
+            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+            targets, owner = targets.to(dev), owner.to(dev)
+            picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
+            valid = owner >= 0
+            who = owner[valid]
+            ll = torch.zeros(len(row_req), dtype=picked.dtype, device=dev).index_add_(0, who, picked[valid])
+            misses = (logprobs.argmax(dim=-1) != targets)[valid].to(torch.long)
+            wrong = torch.zeros(len(row_req), dtype=torch.long, device=dev).index_add_(0, who, misses)
+            return [(r, lj, wj == 0) for r, lj, wj in zip(row_req, ll.tolist(), wrong.tolist())]
+
+    def _packed_forward(self, ids, mask, positions, header_len: int, header_cache, keep: int):
+        """Logits of the last `keep` columns, the row run in column chunks of about `chunk_tokens`.
+
+        Under an explicit mask the attention kernel computes every query/key pair, the masked upper
+        triangle included; a chunk of queries only meets the keys up to its own end, which removes most
+        of that waste. Earlier chunks fill the cache (their head runs at one position); the last chunk
+        holds every scored column."""
+        n_ctx, width = ids.shape
+        chunk = resolve_chunk_tokens(self.chunk_tokens)
+        starts = [s for s in range(0, width, chunk) if s <= width - keep] if chunk else [0]
+        if header_cache is not None:
+            cache = self._header_copy(header_cache, n_ctx)
+        else:
+            cache = self._new_cache() if len(starts) > 1 else None
+        head_positions = 0
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else width
+            last = end == width
+            part = mask[:, :, start:end, : header_len + end]
+            logits = self._forward(
+                ids[:, start:end],
+                self._as_attention_mask(part),
+                positions[:, start:end],
+                cache,
+                keep=keep if last else 1,
+            )
+            head_positions += logits.shape[0] * logits.shape[1]
+        return logits[:, -keep:], head_positions
+
+    def _as_attention_mask(self, visible: torch.Tensor) -> torch.Tensor:
+        # Eager attention adds the mask. SDPA takes a bool mask too, but its CPU kernels turn it into an
+        # additive one in every layer; one additive mask per pass does that work once (under autocast
+        # the query dtype is not known here, so the bool mask stays).
+        if not self.eager_mask and self.autocast_dtype is not None:
+            return visible
+        dtype = getattr(_base_model(self.model), "dtype", torch.float32)
+        return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill(
+            ~visible, torch.finfo(dtype).min
+        )
+
+    def _packed_inputs(self, contexts, requests, header_len):
         dev = self.device
         n_ctx = len(contexts)
         rests = [c.prefix[header_len:] for c in contexts]
@@ -282,26 +355,8 @@ class SharedContextScorer:
         visible |= torch.eye(width, dtype=torch.bool)[None] & (seg_q == -2)
         header_visible = (segment != -2)[:, :, None].expand(n_ctx, width, header_len)
         mask = torch.cat([header_visible, visible], dim=2)[:, None].to(dev)
-        if self.eager_mask:
-            dtype = getattr(_base_model(self.model), "dtype", torch.float32)
-            mask = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill(~mask, torch.finfo(dtype).min)
 
-        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
-        logits = self._forward(ids.to(dev), mask, positions.to(dev), cache, keep=keep)
-        logits = logits[:, -keep:]
-        n_tokens = sum(totals)
-        self.stats.add(n_tokens, ids.numel(), logits.shape[0] * logits.shape[1])
-
-        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-        targets, owner = targets.to(dev), owner.to(dev)
-        picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
-        valid = owner >= 0
-        who = owner[valid]
-        ll = torch.zeros(len(row_req), dtype=picked.dtype, device=dev).index_add_(0, who, picked[valid])
-        misses = (logprobs.argmax(dim=-1) != targets)[valid].to(torch.long)
-        wrong = torch.zeros(len(row_req), dtype=torch.long, device=dev).index_add_(0, who, misses)
-        for j, r in enumerate(row_req):
-            yield r, float(ll[j]), bool(wrong[j] == 0)
+        return ids.to(dev), mask, positions.to(dev), targets, owner, row_req, sum(totals), keep
 
     def _score_cached(
         self,
@@ -309,9 +364,11 @@ class SharedContextScorer:
         requests: Sequence[Request],
         header_len: int = 0,
         header_cache=None,
-    ) -> Iterator[tuple[int, float, bool]]:
+    ) -> list[tuple[int, float, bool]]:
         dev = self.device
         n_ctx = len(contexts)
+        prefix_range = record_function("hf_fast.forward")
+        prefix_range.__enter__()
         rests = [c.prefix[header_len:] for c in contexts]
         rest_len = max(len(r) for r in rests)
 
@@ -333,6 +390,9 @@ class SharedContextScorer:
                 sum(len(r) for r in rests), ids.numel(), n_ctx if self.keeps_logits else ids.numel()
             )
         ctx_lengths = [header_len + len(r) for r in rests]
+        prefix_range.__exit__(None, None, None)
+        inputs_range = record_function("hf_fast.inputs")
+        inputs_range.__enter__()
 
         # One row per request, reading its context's cache row.
         row_ctx = [ci for ci, c in enumerate(contexts) for _ in c.rows]
@@ -355,13 +415,15 @@ class SharedContextScorer:
             start = ctx_lengths[row_ctx[j]]
             positions[j] = torch.arange(start, start + tail_len, device=dev)
         mask = torch.cat([prefix_mask[select], tail_mask], dim=1)
-        logits = self._forward(ids, mask, positions, cache)
+        inputs_range.__exit__(None, None, None)
+        with record_function("hf_fast.forward"):
+            logits = self._forward(ids, mask, positions, cache)
         self.stats.add(sum(len(t) for t in tails), ids.numel(), ids.numel())
 
-        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-        picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
-        valid = tail_mask.bool()
-        ll = picked.masked_fill(~valid, 0).sum(dim=1)
-        greedy = ((logprobs.argmax(dim=-1) == targets) | ~valid).all(dim=1)
-        for j, r in enumerate(row_req):
-            yield r, float(ll[j]), bool(greedy[j])
+        with record_function("hf_fast.head"):
+            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+            picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
+            valid = tail_mask.bool()
+            ll = picked.masked_fill(~valid, 0).sum(dim=1)
+            greedy = ((logprobs.argmax(dim=-1) == targets) | ~valid).all(dim=1)
+            return list(zip(row_req, ll.tolist(), greedy.tolist()))

@@ -83,6 +83,31 @@ def test_layouts_and_attention_kinds(tiny_llama, layout, attention):
     assert lm._fast_path().packs == (layout == "packed")
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_packed_rows_in_chunks(tiny_llama, attention, share_prefix):
+    """Rows run in column chunks (the cache carries the earlier chunks) score as one pass does."""
+    requests = jnli_requests(shots=2) + marc_requests()
+    expected = stock(tiny_llama, attn_implementation=attention).loglikelihood(requests)
+    calls = {}
+    for chunk in (0, 7):
+        lm = fast(
+            tiny_llama,
+            batch_size=3,
+            chunk_tokens=chunk,
+            share_prefix=share_prefix,
+            attn_implementation=attention,
+        )
+        seen = []
+        lm.model.register_forward_pre_hook(
+            lambda m, a, k, seen=seen: seen.append(k["input_ids"].numel()), with_kwargs=True
+        )
+        assert_same(expected, lm.loglikelihood(requests), requests)
+        calls[chunk] = seen
+        assert sum(seen) == lm.scoring_stats.forward_positions  # chunks feed each column once
+    assert len(calls[7]) > 2 * len(calls[0])  # the chunks really ran
+
+
 def test_peft_adapter(tiny_llama, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

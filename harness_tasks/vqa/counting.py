@@ -196,6 +196,10 @@ class _PromptCache:
         return self.entries[prompt]
 
 
+def prompt_cache(mt: ModelTokenizer) -> _PromptCache:
+    return _PromptCache(mt)
+
+
 def plan_requests(
     prompts: Sequence[str],
     answers: Sequence[str],
@@ -203,13 +207,15 @@ def plan_requests(
     policy: str = "truncate",
     rows: Sequence[int] | None = None,
     chunk_size: int = 8192,
+    cache: _PromptCache | None = None,
 ) -> list[RequestPlan | None]:
     """A plan per example; `None` for an over-length example under policy "skip".
 
     Over-length means lm-eval would have to truncate: the model input W[:-1] is longer than
     `mt.max_length`. "truncate" drops characters from the start of the prompt until it fits (never
     the answer), "skip" leaves the example out (counted by the caller), "error" raises.
-    Works through the data in chunks so that token ids never pile up in memory.
+    Works through the data in chunks so that token ids never pile up in memory; a caller that streams
+    its own chunks passes one `cache` (from `prompt_cache`) to all its calls.
     """
     from tqdm.auto import tqdm
 
@@ -217,7 +223,7 @@ def plan_requests(
         raise ValueError(f"vqa_overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}.")
     rows = list(range(len(prompts))) if rows is None else rows
     eos = mt.eos_token
-    cache = _PromptCache(mt)
+    cache = cache or _PromptCache(mt)
     plans: list[RequestPlan | None] = []
     bar = tqdm(total=len(prompts), desc="vqa_ppl: tokenizing", unit="pair", disable=len(prompts) < 50_000)
     for start in range(0, len(prompts), chunk_size):

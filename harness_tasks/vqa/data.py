@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -170,13 +172,65 @@ def resolve_source(
     return VqaSource(path=dest, origin=url, sha256=sha256_of(dest))
 
 
-def _read_json(path: Path) -> Any:
+def _open_text(path: Path):
+    """The JSON text of `path` as a stream (a zip's member is decompressed as it is read)."""
+    if zipfile.is_zipfile(path) or path.suffix == ".zip":
+        zf = zipfile.ZipFile(path)
+        return io.TextIOWrapper(zf.open(_zip_member(zf, path)), encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def _iter_json_list(path: Path) -> Iterator[Any]:
+    """The elements of the file's top-level JSON list, one at a time, reading ~1 MB at a time.
+
+    ja-vg-vqa is one JSON list of ~100k images; parsing it whole holds every pair as Python objects
+    at once. Here only the current buffer and element are alive."""
+    decoder = json.JSONDecoder()
     try:
-        if zipfile.is_zipfile(path) or path.suffix == ".zip":
-            with zipfile.ZipFile(path) as zf, zf.open(_zip_member(zf, path)) as f:
-                return json.load(f)
-        with path.open("rb") as f:
-            return json.load(f)
+        with _open_text(path) as f:
+            buf, pos, eof = "", 0, False
+
+            def more() -> bool:
+                nonlocal buf, pos, eof
+                chunk = f.read(_CHUNK)
+                eof = not chunk
+                buf, pos = buf[pos:] + chunk, 0
+                return not eof
+
+            def skip_space() -> str:
+                nonlocal pos
+                while True:
+                    while pos < len(buf) and buf[pos].isspace():
+                        pos += 1
+                    if pos < len(buf) or not more():
+                        return buf[pos] if pos < len(buf) else ""
+
+            if skip_space() != "[":
+                rest = buf[pos:] + f.read()
+                kind = type(json.loads(rest)).__name__ if rest.strip() else "nothing"
+                raise VqaDataError(
+                    f"{path}: expected a JSON list of images (Visual Genome question_answers.json), got {kind}."
+                )
+            pos += 1
+            if skip_space() == "]":
+                return
+            while True:
+                skip_space()
+                while True:
+                    try:
+                        value, end = decoder.raw_decode(buf, pos)
+                        break
+                    except json.JSONDecodeError:
+                        if not more():  # the element really is malformed (or the file is cut short)
+                            raise
+                pos = end
+                yield value
+                sep = skip_space()
+                if sep == "]":
+                    return
+                if sep != ",":
+                    raise json.JSONDecodeError("expected ',' or ']' between list elements", buf, pos)
+                pos += 1
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise VqaDataError(
             f"{path}: not a valid zip file ({e}). Fix: delete it and download it again, or unzip a good "
@@ -202,15 +256,11 @@ def _as_int(value: Any) -> int:
         return -1
 
 
-def flatten(data: Any, path: Path) -> list[VqaPair]:
-    """Every `qas` item of every image, in file order (no dedup, no filtering), as the paper does."""
-    if not isinstance(data, list):
-        raise VqaDataError(
-            f"{path}: expected a JSON list of images (Visual Genome question_answers.json), "
-            f"got {type(data).__name__}."
-        )
-    pairs: list[VqaPair] = []
-    for i, image in enumerate(data):
+def iter_pairs(path: Path) -> Iterator[VqaPair]:
+    """Every `qas` item of every image, in file order (no dedup, no filtering), as the paper does;
+    streamed from the file."""
+    row = 0
+    for i, image in enumerate(_iter_json_list(path)):
         qas = image.get("qas") if isinstance(image, dict) else None
         if not isinstance(qas, list):
             raise VqaDataError(
@@ -221,37 +271,41 @@ def flatten(data: Any, path: Path) -> list[VqaPair]:
             where = f"image #{i} qas[{j}]"
             if not isinstance(qa, dict):
                 raise VqaDataError(f"{path}: {where} is not an object. Fix: correct that qas item.")
-            pairs.append(
-                VqaPair(
-                    row=len(pairs),
-                    image_id=_as_int(qa.get("image_id", image.get("id", image.get("image_id")))),
-                    qa_id=_as_int(qa.get("qa_id")),
-                    question=_check_text(qa.get("question"), path, where, "question"),
-                    answer=_check_text(qa.get("answer"), path, where, "answer"),
-                )
+            yield VqaPair(
+                row=row,
+                image_id=_as_int(qa.get("image_id", image.get("id", image.get("image_id")))),
+                qa_id=_as_int(qa.get("qa_id")),
+                question=_check_text(qa.get("question"), path, where, "question"),
+                answer=_check_text(qa.get("answer"), path, where, "answer"),
             )
-    if not pairs:
+            row += 1
+    if row == 0:
         raise VqaDataError(f"{path}: holds no question/answer pairs.")
-    return pairs
 
 
-@lru_cache(maxsize=2)
-def _load_cached(path: str, sha256: str) -> tuple[VqaPair, ...]:
-    return tuple(flatten(_read_json(Path(path)), Path(path)))
+@lru_cache(maxsize=8)
+def count_pairs(path: str, sha256: str) -> int:
+    """How many pairs the file holds (one streaming pass, remembered per file content)."""
+    return sum(1 for _ in iter_pairs(Path(path)))
 
 
 def load_pairs(source: VqaSource) -> list[VqaPair]:
-    """All flattened pairs of the file (parsed once per process and file content)."""
-    return list(_load_cached(str(source.path), source.sha256))
+    """All flattened pairs of the file, as a list (small files, tests; the task streams instead)."""
+    return list(iter_pairs(source.path))
+
+
+def sample_rows(n_pairs: int, n: int | None, seed: int = DEFAULT_SAMPLE_SEED) -> list[int] | None:
+    """The sorted rows of a deterministic sample of `n` of `n_pairs` pairs; None means all of them."""
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise VqaDataError(f"vqa_sample must be a positive integer, got {n!r}.")
+    if n >= n_pairs:
+        return None
+    return sorted(random.Random(seed).sample(range(n_pairs), n))
 
 
 def subsample(pairs: list[VqaPair], n: int | None, seed: int = DEFAULT_SAMPLE_SEED) -> list[VqaPair]:
     """A deterministic subset of `n` pairs, kept in file order; all pairs when `n` is None or too big."""
-    if n is None:
-        return pairs
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise VqaDataError(f"vqa_sample must be a positive integer, got {n!r}.")
-    if n >= len(pairs):
-        return pairs
-    keep = sorted(random.Random(seed).sample(range(len(pairs)), n))
-    return [pairs[i] for i in keep]
+    keep = sample_rows(len(pairs), n, seed)
+    return pairs if keep is None else [pairs[i] for i in keep]

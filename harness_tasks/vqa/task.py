@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from jinstruct.prompts import vqa_prompt
 
-from .counting import OVERLENGTH_POLICIES, count_words, load_model_tokenizer, plan_requests
-from .data import DEFAULT_SAMPLE_SEED, VQA_URL, load_pairs, resolve_source, subsample
+from .counting import OVERLENGTH_POLICIES, count_words, load_model_tokenizer, plan_requests, prompt_cache
+from .data import DEFAULT_SAMPLE_SEED, VQA_URL, count_pairs, iter_pairs, resolve_source, sample_rows
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ def build_dataset(language: str, /, **metadata: Any):
     args lm-eval merges in (pretrained, tokenizer, revision, add_bos_token, max_length, ...).
     """
     import datasets
+    import pyarrow.compute as pc
 
     policy = str(metadata.get("vqa_overlength") or "truncate")
     if policy not in OVERLENGTH_POLICIES:
@@ -91,30 +95,61 @@ def build_dataset(language: str, /, **metadata: Any):
         url=str(metadata.get("vqa_url") or VQA_URL),
         expected_sha256=metadata.get("vqa_sha256"),
     )
-    all_pairs = load_pairs(source)
-    pairs = subsample(all_pairs, sample, seed)
+    n_pairs = count_pairs(str(source.path), source.sha256)
+    selected = sample_rows(n_pairs, sample, seed)
+    n_selected = n_pairs if selected is None else len(selected)
 
-    prompts = [vqa_prompt(p.question, language) for p in pairs]
-    plans = plan_requests(prompts, [p.answer for p in pairs], mt, policy, rows=[p.row for p in pairs])
-    n_skipped = sum(plan is None for plan in plans)
-    n_over = n_skipped + sum(plan.truncated for plan in plans if plan is not None)
-    if n_skipped == len(plans):
-        raise ValueError(f"all {len(plans)} selected VQA pairs exceed max length {mt.max_length}.")
-    n_empty = sum(not p.answer.strip() for p, plan in zip(pairs, plans) if plan is not None)
-    if n_empty == len(plans) - n_skipped:
+    # The run key names what decides every doc (data, sample, policy, tokenizer, lengths), so it is
+    # known before the docs are made; the counts that follow from them are filled in afterwards.
+    decided = {
+        "language": language,
+        "data_sha256": source.sha256,
+        "sample": sample,
+        "sample_seed": seed,
+        "overlength_policy": policy,
+        "tokenizer": mt.name,
+        # A folder's tokenizer can be retrained in place: its vocabulary, not only its name, decides.
+        "vocab": hashlib.sha1(json.dumps(sorted(mt.tokenizer.get_vocab().items())).encode()).hexdigest(),
+        "pair_encoding": mt.pair_encoding,
+        "add_bos_token": mt.add_bos_token,
+        "max_length": mt.max_length,
+        "eos_token": mt.eos_token,
+    }
+    key = hashlib.sha1(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:12]
+    # Docs stream from the file into HF datasets' Arrow cache in chunks: memory stays bounded by a
+    # chunk whatever the file size, and a second run with the same key reads the cache.
+    ds = datasets.Dataset.from_generator(
+        _docs,
+        gen_kwargs={
+            "path": str(source.path),
+            "sha256": source.sha256,
+            "selected": selected,
+            "language": language,
+            "policy": policy,
+            "key": key,
+            "tokenizer_metadata": {k: metadata[k] for k in _TOKENIZER_KEYS if metadata.get(k) is not None},
+        },
+    )
+    if len(ds) == 0:
+        raise ValueError(f"all {n_selected} selected VQA pairs exceed max length {mt.max_length}.")
+    n_skipped = n_selected - len(ds)
+    n_truncated = sum(ds.data.column("truncated").to_pylist())
+    # Counted in Arrow, without materialising 793k answers as Python strings.
+    n_empty = pc.sum(pc.equal(pc.utf8_trim_whitespace(ds.data.column("answer")), "")).as_py() or 0
+    if n_empty == len(ds):
         raise ValueError(f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
                          "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers.")
 
-    info = RunInfo(
+    RUNS[key] = RunInfo(
         language=language,
         data_origin=source.origin,
         data_path=str(source.path),
         data_sha256=source.sha256,
-        n_pairs_in_file=len(all_pairs),
+        n_pairs_in_file=n_pairs,
         sample=sample,
         sample_seed=seed,
-        n_selected=len(pairs),
-        n_over_length=n_over,
+        n_selected=n_selected,
+        n_over_length=n_skipped + n_truncated,
         n_skipped=n_skipped,
         n_empty_answers=n_empty,
         overlength_policy=policy,
@@ -124,31 +159,74 @@ def build_dataset(language: str, /, **metadata: Any):
         max_length=mt.max_length,
         eos_token=mt.eos_token,
     )
-    key = hashlib.sha1(json.dumps(asdict(info), sort_keys=True).encode()).hexdigest()[:12]
-    RUNS[key] = info
+    return datasets.DatasetDict({"test": ds})
 
-    rows = [
-        {
-            "row": pair.row,
-            "image_id": pair.image_id,
-            "qa_id": pair.qa_id,
-            "question": pair.question,
-            "answer": pair.answer,
-            "context": plan.context,
-            "rest": plan.rest,
-            "target": plan.target,
-            "n_tokens": plan.n_tokens,
-            "n_chars": len(pair.answer),
-            "n_bytes": len(pair.answer.encode("utf-8")),
-            "n_words": count_words(pair.answer),
-            "truncated": plan.truncated,
-            "exact": plan.exact,
-            "run": key,
-        }
-        for pair, plan in zip(pairs, plans)
-        if plan is not None
-    ]
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+# The metadata keys load_model_tokenizer reads (the generator reloads the same cached tokenizer).
+_TOKENIZER_KEYS = (
+    "vqa_tokenizer",
+    "tokenizer",
+    "pretrained",
+    "add_bos_token",
+    "revision",
+    "trust_remote_code",
+    "use_fast_tokenizer",
+    "subfolder",
+    "vqa_max_length",
+    "max_length",
+    "tokenization",
+)
+
+
+def _selected_pairs(path: str, selected: list[int] | None) -> Iterator:
+    wanted = iter(selected) if selected is not None else None
+    next_row = next(wanted, None) if wanted is not None else None
+    for pair in iter_pairs(Path(path)):
+        if wanted is None:
+            yield pair
+        elif pair.row == next_row:
+            yield pair
+            next_row = next(wanted, None)
+            if next_row is None:
+                return
+
+
+def _docs(path, sha256, selected, language, policy, key, tokenizer_metadata, chunk_size: int = 8192):
+    """The docs of one run, chunk by chunk (the `datasets` generator)."""
+    from tqdm.auto import tqdm
+
+    mt = load_model_tokenizer(tokenizer_metadata)
+    cache = prompt_cache(mt)
+    total = len(selected) if selected is not None else count_pairs(path, sha256)
+    bar = tqdm(total=total, desc="vqa_ppl: building docs", unit="pair", disable=total < 50_000)
+    pairs = _selected_pairs(path, selected)
+    while chunk := list(islice(pairs, chunk_size)):
+        prompts = [vqa_prompt(p.question, language) for p in chunk]
+        plans = plan_requests(
+            prompts, [p.answer for p in chunk], mt, policy, rows=[p.row for p in chunk], cache=cache
+        )
+        for pair, plan in zip(chunk, plans):
+            if plan is None:
+                continue
+            yield {
+                "row": pair.row,
+                "image_id": pair.image_id,
+                "qa_id": pair.qa_id,
+                "question": pair.question,
+                "answer": pair.answer,
+                "context": plan.context,
+                "rest": plan.rest,
+                "target": plan.target,
+                "n_tokens": plan.n_tokens,
+                "n_chars": len(pair.answer),
+                "n_bytes": len(pair.answer.encode("utf-8")),
+                "n_words": count_words(pair.answer),
+                "truncated": plan.truncated,
+                "exact": plan.exact,
+                "run": key,
+            }
+        bar.update(len(chunk))
+    bar.close()
 
 
 def doc_to_text(doc: dict) -> str:
