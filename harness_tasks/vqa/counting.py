@@ -209,7 +209,8 @@ def plan_requests(
     chunk_size: int = 8192,
     cache: _PromptCache | None = None,
 ) -> list[RequestPlan | None]:
-    """A plan per example; `None` for an over-length example under policy "skip".
+    """A plan per example; `None` for an over-length example under policy "skip" (one of
+    OVERLENGTH_POLICIES, checked where the task reads it from the metadata).
 
     Over-length means lm-eval would have to truncate: the model input W[:-1] is longer than
     `mt.max_length`. "truncate" drops characters from the start of the prompt until it fits (never
@@ -219,8 +220,6 @@ def plan_requests(
     """
     from tqdm.auto import tqdm
 
-    if policy not in OVERLENGTH_POLICIES:
-        raise ValueError(f"vqa_overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}.")
     rows = list(range(len(prompts))) if rows is None else rows
     eos = mt.eos_token
     cache = cache or _PromptCache(mt)
