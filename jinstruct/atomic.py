@@ -30,7 +30,9 @@ def atomic_write(target: str | os.PathLike) -> Iterator[Path]:
     add a missing extension (numpy's savez) write where they are told."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{TEMP_PREFIX}{target.stem}.", suffix=target.suffix)
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f"{TEMP_PREFIX}{target.stem}.", suffix=target.suffix
+    )
     os.close(fd)
     temp = Path(name)
     try:

@@ -23,21 +23,42 @@ class Knobs:
 
 
 def test_fields_are_coerced_by_their_type_hints():
-    got = coerce_fields(Knobs, {"steps": "3", "rate": "2e-3", "batch": "auto", "tag": 7, "on": "Yes",
-                                "targets": "q, v", "extra": [("a", 1)]}, "k.yaml")
-    assert got == {"steps": 3, "rate": 0.002, "batch": "auto", "tag": "7", "on": True, "targets": ["q", "v"],
-                   "extra": {"a": 1}}
+    got = coerce_fields(
+        Knobs,
+        {
+            "steps": "3",
+            "rate": "2e-3",
+            "batch": "auto",
+            "tag": 7,
+            "on": "Yes",
+            "targets": "q, v",
+            "extra": [("a", 1)],
+        },
+        "k.yaml",
+    )
+    assert got == {
+        "steps": 3,
+        "rate": 0.002,
+        "batch": "auto",
+        "tag": "7",
+        "on": True,
+        "targets": ["q", "v"],
+        "extra": {"a": 1},
+    }
     assert coerce_fields(Knobs, {"batch": 8, "tag": None}, "k.yaml") == {"batch": 8, "tag": None}
     assert coerce_fields(Knobs, {"steps": None}, "k.yaml", null_is_default=True) == {}
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"step": 3}, r"k.yaml: unknown key\(s\) 'step' \(did you mean 'steps'\?\)"),
-    ({"steps": 1.5}, r"k.yaml: field 'steps' expects int, got 1.5"),
-    ({"on": "maybe"}, r"field 'on' expects true/false"),
-    ({"rate": None}, r"field 'rate' needs a value, got null"),
-    ({"extra": 5}, r"field 'extra' expects dict, got 5"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"step": 3}, r"k.yaml: unknown key\(s\) 'step' \(did you mean 'steps'\?\)"),
+        ({"steps": 1.5}, r"k.yaml: field 'steps' expects int, got 1.5"),
+        ({"on": "maybe"}, r"field 'on' expects true/false"),
+        ({"rate": None}, r"field 'rate' needs a value, got null"),
+        ({"extra": 5}, r"field 'extra' expects dict, got 5"),
+    ],
+)
 def test_bad_values_name_the_place_and_the_field(values, message):
     with pytest.raises(ValueError, match=message):
         coerce_fields(Knobs, values, "k.yaml")
@@ -45,7 +66,14 @@ def test_bad_values_name_the_place_and_the_field(values, message):
 
 def test_parse_bool_words():
     assert [parse_bool(w) for w in ("TRUE", "on", "1", "no", "Off", "0", "maybe")] == [
-        True, True, True, False, False, False, None]
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        None,
+    ]
 
 
 def test_atomic_write_replaces_whole_or_leaves_the_old_file(tmp_path):

@@ -74,7 +74,9 @@ class TrainConfig:
     base_fp32: bool = False  # cast the frozen base to fp32 as the paper's code did (slow, parity only)
     deepspeed: str | None = None  # DeepSpeed JSON path or bundled name: zero2, zero2-offload, zero3
     gradient_checkpointing: bool = False
-    attn_implementation: str | None = None  # None: flash_attention_2 when installed on GPU, else transformers picks
+    attn_implementation: str | None = (
+        None  # None: flash_attention_2 when installed on GPU, else transformers picks
+    )
 
     # --- running
     eval_every: int = 1000  # optimizer steps between validation losses (paper: 1,000)
@@ -106,16 +108,28 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"{getattr(self, name)!r} is not one of {allowed}")
-        for name in ("seq_len", "global_batch_size", "micro_batch_size", "pad_to_multiple_of", "lora_r",
-                     "eval_every", "save_every", "keep_checkpoints", "log_every"):
+        for name in (
+            "seq_len",
+            "global_batch_size",
+            "micro_batch_size",
+            "pad_to_multiple_of",
+            "lora_r",
+            "eval_every",
+            "save_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("val_size", "warmup_steps"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if not self.max_grad_norm >= 0:  # also refuses NaN
-            bad("max_grad_norm", f"must be >= 0 (0 turns clipping off), got {self.max_grad_norm}; a negative "
-                "value would flip the sign of every gradient")
+            bad(
+                "max_grad_norm",
+                f"must be >= 0 (0 turns clipping off), got {self.max_grad_norm}; a negative "
+                "value would flip the sign of every gradient",
+            )
         if self.epochs <= 0 and self.max_steps is None:
             bad("epochs", "must be > 0 (or set max_steps)")
         for name in ("max_steps", "stop_at_step", "max_rows"):
@@ -136,8 +150,11 @@ def _resource(*parts: str):
 
 def available_presets() -> list[str]:
     folder = _resource("presets")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir()
-                  if p.name.endswith(".yaml") and p.name != "paper-parity.yaml")
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml") and p.name != "paper-parity.yaml"
+    )
 
 
 def _read_yaml_resource(name: str) -> dict[str, Any]:
@@ -163,8 +180,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-                         f"(UTF-8): {err}") from None
+        raise ValueError(
+            f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} (UTF-8): {err}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
     return data
@@ -189,8 +207,10 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
     for key, value in overrides.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise ValueError(f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
-                             f"known fields: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
+                f"known fields: {', '.join(sorted(known))}"
+            )
         setattr(config, name, coerce(TrainConfig, name, value, source))
     return config
 
@@ -205,9 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", help=f"Table I preset: {', '.join(available_presets())}")
     parser.add_argument("--config", help="YAML (or JSON) file of config fields")
-    parser.add_argument("--paper-parity", action="store_true",
-                        help="the paper's code exactly: loss on the whole sequence, left padding to 8, "
-                             "no grouping, base cast to fp32 (presets/paper-parity.yaml)")
+    parser.add_argument(
+        "--paper-parity",
+        action="store_true",
+        help="the paper's code exactly: loss on the whole sequence, left padding to 8, "
+        "no grouping, base cast to fp32 (presets/paper-parity.yaml)",
+    )
     for f in fields(TrainConfig):
         if f.name == "preset":
             continue
@@ -233,7 +256,9 @@ def config_from_args(argv: list[str]) -> TrainConfig:
         apply_overrides(config, paper_parity_overrides(), "paper-parity overlay")
     if args.config:
         apply_overrides(config, load_config_file(args.config), str(args.config))
-    flags = {k: v for k, v in vars(args).items() if k not in ("preset", "config", "paper_parity") and v is not None}
+    flags = {
+        k: v for k, v in vars(args).items() if k not in ("preset", "config", "paper_parity") and v is not None
+    }
     apply_overrides(config, flags, "command line")
     config.validate()
     return config

@@ -48,8 +48,10 @@ def deepspeed_json(config: TrainConfig) -> dict | None:
     if path is None and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
         if not path:
-            raise ValueError("accelerate is set up for DeepSpeed without a config file; set deepspeed_config_file "
-                             "in the accelerate config (see training/configs/) or pass --deepspeed zero2")
+            raise ValueError(
+                "accelerate is set up for DeepSpeed without a config file; set deepspeed_config_file "
+                "in the accelerate config (see training/configs/) or pass --deepspeed zero2"
+            )
     if path is None:
         return None
     ds = json.loads(deepspeed_config_path(path).read_text(encoding="utf-8"))
@@ -62,8 +64,10 @@ def deepspeed_json(config: TrainConfig) -> dict | None:
     ds["gradient_clipping"] = config.max_grad_norm
     for key in ("optimizer", "scheduler"):
         if key in ds:
-            raise ValueError(f"DeepSpeed config {path}: remove the {key!r} section; the recipe sets the optimizer "
-                             "and schedule from the training config")
+            raise ValueError(
+                f"DeepSpeed config {path}: remove the {key!r} section; the recipe sets the optimizer "
+                "and schedule from the training config"
+            )
     return ds
 
 
@@ -79,13 +83,18 @@ def make_accelerator(config: TrainConfig):
         if not torch.cuda.is_available():
             # Without a GPU accelerate picks no backend and would count every process as rank 0 of 1.
             handlers.append(InitProcessGroupKwargs(backend="gloo"))
-    accelerator = Accelerator(mixed_precision=resolve_precision(config), deepspeed_plugin=plugin,
-                              kwargs_handlers=handlers,
-                              log_with=None if config.report_to == "none" else config.report_to,
-                              project_dir=config.output)
+    accelerator = Accelerator(
+        mixed_precision=resolve_precision(config),
+        deepspeed_plugin=plugin,
+        kwargs_handlers=handlers,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=config.output,
+    )
     if config.report_to != "none":
-        accelerator.init_trackers("jinstruct-train", config={k: v for k, v in config.to_dict().items()
-                                                             if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers(
+            "jinstruct-train",
+            config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))},
+        )
     if ds_config is not None:
         ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
     return accelerator, ds_config
@@ -102,16 +111,28 @@ def single_process_env(config: TrainConfig) -> bool:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        LOCAL_WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     return True
 
 
 def make_optimizer(params, config: TrainConfig, ds_config: dict | None):
     """AdamW with the config's settings; DeepSpeed's CPU Adam when its optimizer state lives on the CPU."""
-    kwargs = dict(lr=config.lr, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
-                  weight_decay=config.weight_decay)
-    offload = (ds_config or {}).get("zero_optimization", {}).get("offload_optimizer", {}).get("device", "none")
+    kwargs = dict(
+        lr=config.lr,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )
+    offload = (
+        (ds_config or {}).get("zero_optimization", {}).get("offload_optimizer", {}).get("device", "none")
+    )
     if offload == "cpu":  # DeepSpeed's CPU optimizer offload needs its CPU Adam
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
@@ -122,7 +143,9 @@ def make_optimizer(params, config: TrainConfig, ds_config: dict | None):
 def prepare(accelerator, model, optimizer, config: TrainConfig, ds_config: dict | None):
     """accelerator.prepare for the model and optimizer (the scheduler stays ours: it steps per optimizer step)."""
     if ds_config is not None:
-        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.micro_batch_size
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = (
+            config.micro_batch_size
+        )
     model, optimizer = accelerator.prepare(model, optimizer)
     if ds_config is not None:  # the engine steps the optimizer, so torch cannot see the order; it is right
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")

@@ -107,7 +107,9 @@ def _run(items: Sequence[VqaRecord]) -> RunInfo:
     # Records gathered from several processes hold equal copies of one run: compare by value.
     run = items[0].run if items else None
     if run is None or any(r.run is not run and r.run != run for r in items):
-        raise RuntimeError(f"vqa_ppl: results mix or lack run descriptions: {sorted({str(r.run) for r in items})}")
+        raise RuntimeError(
+            f"vqa_ppl: results mix or lack run descriptions: {sorted({str(r.run) for r in items})}"
+        )
     return run
 
 

@@ -142,8 +142,10 @@ def build_dataset(language: str, /, **metadata: Any):
     # Counted in Arrow, without materialising 793k answers as Python strings.
     n_empty = pc.sum(pc.equal(pc.utf8_trim_whitespace(ds.data.column("answer")), "")).as_py() or 0
     if n_empty == len(ds):
-        raise ValueError(f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
-                         "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers.")
+        raise ValueError(
+            f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
+            "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers."
+        )
 
     run = RunInfo(
         key=key,

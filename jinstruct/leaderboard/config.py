@@ -16,12 +16,34 @@ from jinstruct.names import check_keys, did_you_mean
 _TOP_FIELDS = {"models", "metadata", "limit", "suite"}
 # Task metadata our tasks read (harness_tasks/): a misspelt key would silently fall back to a default.
 METADATA_KEYS = {
-    "data_dir", "train_file", "validation_file", "jglue_version",
-    "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
-    "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
-    "mgsm_dir", "jsquad_train_file", "jsquad_validation_file", "jaqket_dir", "jaqket_train_file",
-    "jaqket_validation_file", "jaqket_num_contexts", "xlsum_dir", "xlsum_train_file", "xlsum_test_file",
-    "jp_eval_tokenizer", "jp_eval_max_length", "dynamic_max_length", "max_gen_toks",
+    "data_dir",
+    "train_file",
+    "validation_file",
+    "jglue_version",
+    "vqa_path",
+    "vqa_cache_dir",
+    "vqa_url",
+    "vqa_sha256",
+    "vqa_sample",
+    "vqa_seed",
+    "vqa_overlength",
+    "vqa_tokenizer",
+    "vqa_max_length",
+    "xwinograd_path",
+    "mgsm_dir",
+    "jsquad_train_file",
+    "jsquad_validation_file",
+    "jaqket_dir",
+    "jaqket_train_file",
+    "jaqket_validation_file",
+    "jaqket_num_contexts",
+    "xlsum_dir",
+    "xlsum_train_file",
+    "xlsum_test_file",
+    "jp_eval_tokenizer",
+    "jp_eval_max_length",
+    "dynamic_max_length",
+    "max_gen_toks",
 }
 _SUITE_FIELDS = {"name", "title", "columns", "extra", "caption", "extra_caption"}
 # A suite's name becomes a folder under results/: one path component, no "..".
@@ -142,8 +164,10 @@ def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
         raise ConfigError(f"{where}: suite {name!r} must be a mapping with `columns:`")
     check_keys(raw, _SUITE_FIELDS, f"{where} suite {name!r}", ConfigError)
     if not _SUITE_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"{where}: suite name {name!r} must be one folder name (letters, digits, '.', '_', '-'; "
-                          "no '/' or '..'): results go to results/<name>/")
+        raise ConfigError(
+            f"{where}: suite name {name!r} must be one folder name (letters, digits, '.', '_', '-'; "
+            "no '/' or '..'): results go to results/<name>/"
+        )
     cols, extra = [], []
     for target, key in ((cols, "columns"), (extra, "extra")):
         for i, c in enumerate(raw.get(key) or []):
@@ -154,13 +178,17 @@ def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
     if not cols:
         raise ConfigError(f"{where}: suite {name!r} has no columns")
     prose = {k: " ".join(str(raw[k]).split()) for k in ("caption", "extra_caption") if raw.get(k)}
-    return Suite(name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra), **prose)
+    return Suite(
+        name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra), **prose
+    )
 
 
 def builtin_suites() -> dict[str, Suite]:
     with resources.files(__package__).joinpath("suites.yaml").open(encoding="utf-8") as f:
         raw = yaml.safe_load(f)
-    return {name: _suite_from_dict(name, spec, "jinstruct/leaderboard/suites.yaml") for name, spec in raw.items()}
+    return {
+        name: _suite_from_dict(name, spec, "jinstruct/leaderboard/suites.yaml") for name, spec in raw.items()
+    }
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -170,13 +198,17 @@ def load_suite(name_or_path: str) -> Suite:
         return suites[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
-        raise ConfigError(f"no suite {name_or_path!r}{did_you_mean(name_or_path, suites)}: built-in suites are "
-                          f"{sorted(suites)}, and no such file")
+        raise ConfigError(
+            f"no suite {name_or_path!r}{did_you_mean(name_or_path, suites)}: built-in suites are "
+            f"{sorted(suites)}, and no such file"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML (UTF-8): {err}") from None
-    return _suite_from_dict(str(raw.get("name", path.stem)) if isinstance(raw, dict) else path.stem, raw, str(path))
+    return _suite_from_dict(
+        str(raw.get("name", path.stem)) if isinstance(raw, dict) else path.stem, raw, str(path)
+    )
 
 
 @dataclass
@@ -202,7 +234,9 @@ class RunConfig:
                 continue
             if m.base:
                 if m.base not in names:
-                    raise ConfigError(f"{self.source}: model {m.name!r} has base: {m.base!r}, which is not a model name here")
+                    raise ConfigError(
+                        f"{self.source}: model {m.name!r} has base: {m.base!r}, which is not a model name here"
+                    )
                 out.append((names[m.base], m))
                 continue
             bases = [b for b in self.models if b.base_model == m.base_model and not b.adapter]
@@ -213,7 +247,9 @@ class RunConfig:
 
 def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
-        raise ConfigError(f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)")
+        raise ConfigError(
+            f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)"
+        )
     check_keys(raw, _TOP_FIELDS, source, ConfigError)
     if not isinstance(raw.get("metadata") or {}, dict):
         raise ConfigError(f"{source}: `metadata:` must be a mapping of task metadata keys")

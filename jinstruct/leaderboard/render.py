@@ -44,9 +44,13 @@ def _table(lb: Leaderboard, columns: tuple[Column, ...]) -> tuple[list[str], lis
     body = []
     for row in lb.rows:
         reference = row.kind == "reference"
-        if reference and not any(row.cells.get(c.key) and row.cells[c.key].value is not None for c in columns):
+        if reference and not any(
+            row.cells.get(c.key) and row.cells[c.key].value is not None for c in columns
+        ):
             continue
-        body.append((reference, [row.name, row.note or ""] + [fmt_cell(row.cells.get(c.key), c) for c in columns]))
+        body.append(
+            (reference, [row.name, row.note or ""] + [fmt_cell(row.cells.get(c.key), c) for c in columns])
+        )
     return head, body
 
 
@@ -108,8 +112,21 @@ def to_markdown(lb: Leaderboard, banner: str | None = None, charts: list[Path] |
 
 def write_csv(lb: Leaderboard, path: Path) -> None:
     fields = [
-        "model", "kind", "prompt_version", "column", "task", "shots", "metric", "value", "stderr", "markers",
-        "n_examples", "n_over_train_seq_len", "n_over_model_max", "base_model", "adapter",
+        "model",
+        "kind",
+        "prompt_version",
+        "column",
+        "task",
+        "shots",
+        "metric",
+        "value",
+        "stderr",
+        "markers",
+        "n_examples",
+        "n_over_train_seq_len",
+        "n_over_model_max",
+        "base_model",
+        "adapter",
     ]
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -178,14 +195,25 @@ def write_charts(lb: Leaderboard, out_dir: Path) -> list[Path]:
                     ys.append(cell.value)
                     es.append(cell.stderr or 0.0)
             if xs:
-                ax.bar(xs, ys, width * 0.95, yerr=es if any(es) else None, capsize=2, label=row.name,
-                       color=colours[row.name], edgecolor="black", linewidth=0.4)
+                ax.bar(
+                    xs,
+                    ys,
+                    width * 0.95,
+                    yerr=es if any(es) else None,
+                    capsize=2,
+                    label=row.name,
+                    color=colours[row.name],
+                    edgecolor="black",
+                    linewidth=0.4,
+                )
         ax.set_xticks(range(len(cols)))
         ax.set_xticklabels([c.heading if len(cols) == 1 else f"{c.shots}-shot" for c in cols])
         unit = cols[0].metric + (" (%)" if cols[0].scale == 100 else "")
         ax.set_ylabel(unit + (" ↓" if cols[0].lower_is_better else ""))
         if cols[0].lower_is_better and all(
-            (r.cells.get(c.key) is None or r.cells[c.key].value is None or r.cells[c.key].value > 0) for r in models for c in cols
+            (r.cells.get(c.key) is None or r.cells[c.key].value is None or r.cells[c.key].value > 0)
+            for r in models
+            for c in cols
         ):
             ax.set_yscale("log")
         ax.set_title(f"{title}: base and tuned side by side")
@@ -256,7 +284,11 @@ def to_html(lb: Leaderboard, charts: list[Path], banner: str | None = None) -> s
 def write_all(lb: Leaderboard, out_dir: Path, banner: str | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = write_charts(lb, out_dir)
-    paths = {"md": out_dir / "leaderboard.md", "csv": out_dir / "leaderboard.csv", "html": out_dir / "leaderboard.html"}
+    paths = {
+        "md": out_dir / "leaderboard.md",
+        "csv": out_dir / "leaderboard.csv",
+        "html": out_dir / "leaderboard.html",
+    }
     paths["md"].write_text(to_markdown(lb, banner, charts), encoding="utf-8")
     write_csv(lb, paths["csv"])
     paths["html"].write_text(to_html(lb, charts, banner), encoding="utf-8")

@@ -51,12 +51,24 @@ class UnitKey:
     def same_unit(self, other: UnitKey) -> bool:
         """The same model, adapter, task, shots and limit, whatever the settings and harness."""
         return (self.model, self.adapter, self.task, self.shots, self.limit) == (
-            other.model, other.adapter, other.task, other.shots, other.limit)
+            other.model,
+            other.adapter,
+            other.task,
+            other.shots,
+            other.limit,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UnitKey:
-        return cls(d["model"], d.get("adapter"), d["task"], int(d["shots"]), d["harness"], d.get("limit"),
-                   d.get("settings"))
+        return cls(
+            d["model"],
+            d.get("adapter"),
+            d["task"],
+            int(d["shots"]),
+            d["harness"],
+            d.get("limit"),
+            d.get("settings"),
+        )
 
     def filename(self) -> str:
         def slug(s: str | None) -> str:
@@ -119,7 +131,12 @@ class Store:
         extra: dict[str, Any] | None = None,
     ) -> Path:
         data = {k: v for k, v in lm_eval_results.items() if k != "samples"}
-        data["jinstruct"] = {"key": key.as_dict(), "model_name": model_name, "lengths": lengths, **(extra or {})}
+        data["jinstruct"] = {
+            "key": key.as_dict(),
+            "model_name": model_name,
+            "lengths": lengths,
+            **(extra or {}),
+        }
         target = self.path(key)
         with atomic_write(target) as tmp:
             tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
@@ -171,7 +188,9 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(q for q in p.rglob("*.json") if q.name.startswith("results") or q.parent.name == "raw")
+            files += sorted(
+                q for q in p.rglob("*.json") if q.name.startswith("results") or q.parent.name == "raw"
+            )
         elif p.is_file():
             files.append(p)
         else:
@@ -188,7 +207,11 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
             key = UnitKey.from_dict(data["jinstruct"]["key"])
             target = store.path(key)
             if f.resolve() != target.resolve():
-                written.append(store.save(key, data, data["jinstruct"].get("lengths"), data["jinstruct"].get("model_name")))
+                written.append(
+                    store.save(
+                        key, data, data["jinstruct"].get("lengths"), data["jinstruct"].get("model_name")
+                    )
+                )
             continue
         cfg = data.get("config") or {}
         margs = parse_model_args(cfg.get("model_args"))
@@ -201,6 +224,8 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
             if task not in n_shot:
                 continue  # a group's aggregate row, not a task
             sub = task_slice(data, task)
-            key = UnitKey(str(model), adapter, task, int(n_shot[task]), harness, int(limit) if limit else None)
+            key = UnitKey(
+                str(model), adapter, task, int(n_shot[task]), harness, int(limit) if limit else None
+            )
             written.append(store.save(key, sub, None, None, {"gathered_from": str(f)}))
     return written
