@@ -68,18 +68,23 @@ class ModelTokenizer:
         return self.tokenizer.eos_token_id
 
 
-def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
+def load_model_tokenizer(
+    metadata: dict[str, Any],
+    prefix: str = "vqa",
+    purpose: str = "vqa_ppl counts tokens with the model's own tokenizer",
+) -> ModelTokenizer:
     """Load the tokenizer named in the model args (lm-eval merges `--model_args` into task metadata).
 
-    `vqa_tokenizer` overrides it (needed when lm-eval was given a model object, not model args);
-    `vqa_max_length` overrides the maximum length (else `max_length`, else the model config, as lm-eval).
+    `<prefix>_tokenizer` overrides it (needed when lm-eval was given a model object, not model args);
+    `<prefix>_max_length` overrides the maximum length (else `max_length`, else the model config, as
+    lm-eval). `purpose` says in the error why the task needs the tokenizer.
     """
-    name = metadata.get("vqa_tokenizer") or metadata.get("tokenizer") or metadata.get("pretrained")
+    name = metadata.get(f"{prefix}_tokenizer") or metadata.get("tokenizer") or metadata.get("pretrained")
     if not isinstance(name, str) or not name:
         raise ValueError(
-            "vqa_ppl counts tokens with the model's own tokenizer but found no tokenizer name. lm-eval "
-            "passes --model_args (pretrained=..., tokenizer=...) to tasks as metadata; when it was given "
-            'a model object instead, pass --metadata \'{"vqa_tokenizer": "<hub id or folder>"}\'.'
+            f"{purpose} but found no tokenizer name. lm-eval passes --model_args (pretrained=..., "
+            "tokenizer=...) to tasks as metadata; when it was given a model object instead, pass "
+            f'--metadata \'{{"{prefix}_tokenizer": "<hub id or folder>", "{prefix}_max_length": 2048}}\'.'
         )
     add_bos = metadata.get("add_bos_token")
     kwargs = dict(
@@ -90,7 +95,7 @@ def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
         subfolder=str(metadata.get("subfolder") or ""),
     )
     tokenizer = _auto_tokenizer(name, tuple(sorted(kwargs.items())))
-    max_length = metadata.get("vqa_max_length") or metadata.get("max_length")
+    max_length = metadata.get(f"{prefix}_max_length") or metadata.get("max_length")
     if not max_length:
         max_length = _model_max_length(
             str(metadata.get("pretrained") or name),
