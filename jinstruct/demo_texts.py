@@ -261,6 +261,16 @@ def _unique(rng: random.Random, make, n: int, seen: set) -> list:
     raise RuntimeError(f"could not draw {n} distinct items; enlarge the word lists in {__file__}")
 
 
+def _fresh(draw, seen: set):
+    """One draw not in `seen` (after 200 tries, the last one even so), added to `seen`."""
+    for _ in range(200):
+        item = draw()
+        if item not in seen:
+            break
+    seen.add(item)
+    return item
+
+
 def build(seed: int = 20230907) -> dict[str, str]:
     """Every bundled file, as {relative path: text}."""
     rng = random.Random(seed)
@@ -312,11 +322,7 @@ def build(seed: int = 20230907) -> dict[str, str]:
         lines = []
         for i in range(n):
             label = labels[rng.randrange(3)] if i >= 3 else labels[i]
-            for _ in range(200):
-                pair = _nli_pair(rng, label)
-                if pair not in nli_seen:
-                    break
-            nli_seen.add(pair)
+            pair = _fresh(lambda: _nli_pair(rng, label), nli_seen)  # noqa: B023 (called here, at once)
             row = {
                 "sentence_pair_id": str(offset + i),
                 "yjcaptions_id": f"{offset + i}-{offset + i + 1}",
@@ -332,11 +338,7 @@ def build(seed: int = 20230907) -> dict[str, str]:
         lines = []
         for i in range(n):
             positive = rng.random() < 0.6
-            for _ in range(200):
-                text = _review(rng, positive)
-                if text not in review_seen:
-                    break
-            review_seen.add(text)
+            text = _fresh(lambda: _review(rng, positive), review_seen)  # noqa: B023 (called here, at once)
             row = {
                 "review_id": f"R{offset + i:06d}",
                 "sentence": text,
