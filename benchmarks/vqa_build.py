@@ -56,7 +56,7 @@ def stage(kind: str, qa_path: str, tok_path: str) -> dict:
     if kind == "dataset":
         from jinstruct.harness_tasks.vqa.task import build_dataset
 
-        ds = build_dataset("ja", vqa_path=qa_path, pretrained=tok_path)["test"]
+        ds = build_dataset("ja", vqa_path=qa_path, pretrained=tok_path)[0]["test"]
         n = len(ds)
     else:
         from lm_eval.tasks import TaskManager

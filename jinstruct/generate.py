@@ -89,7 +89,7 @@ def generate_one(
             pad_token_id=pad,
             streamer=streamer,
         )
-    new = out[0, enc["input_ids"].shape[1]:]
+    new = out[0, enc["input_ids"].shape[1] :]
     return tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0])
 
 
@@ -108,13 +108,20 @@ def run(
         model, tokenizer = load_model(spec)
         model_type = getattr(getattr(model, "config", None), "model_type", "") or ""
         penalty = repetition_penalty_for(model_type, repetition_penalty)
-        print(f"\n=== {spec.display} ({model_type or 'unknown architecture'}, repetition penalty {penalty}) ===")
+        print(
+            f"\n=== {spec.display} ({model_type or 'unknown architecture'}, repetition penalty {penalty}) ==="
+        )
         for prompt in prompts:
             text = instruction_prompt(prompt, None, spec.vqa_language)
             print(f"\n### {prompt}\n", flush=True)
             t0 = time.perf_counter()
             output, n = generate_one(
-                model, tokenizer, text, max_new_tokens=max_new_tokens, repetition_penalty=penalty, stream=stream
+                model,
+                tokenizer,
+                text,
+                max_new_tokens=max_new_tokens,
+                repetition_penalty=penalty,
+                stream=stream,
             )
             if not stream:
                 print(output)
@@ -167,7 +174,9 @@ def write(gens: list[Generation], out: Path, note: str | None = None) -> list[Pa
     md, jsonl = output_paths(out)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(to_markdown(gens, note), encoding="utf-8")
-    jsonl.write_text("".join(json.dumps(g.__dict__, ensure_ascii=False) + "\n" for g in gens), encoding="utf-8")
+    jsonl.write_text(
+        "".join(json.dumps(g.__dict__, ensure_ascii=False) + "\n" for g in gens), encoding="utf-8"
+    )
     return [md, jsonl]
 
 
@@ -186,8 +195,10 @@ def _on_hub(repo: str, filename: str) -> bool | None:
 def check_paths(specs: list[ModelSpec], out: Path) -> None:
     """Every model, adapter and output path a run needs, checked before any model is loaded."""
     for spec in specs:
-        for what, value, needed in (("base model", spec.base_model, "config.json"),
-                                    ("adapter", spec.adapter, "adapter_config.json")):
+        for what, value, needed in (
+            ("base model", spec.base_model, "config.json"),
+            ("adapter", spec.adapter, "adapter_config.json"),
+        ):
             if not value:
                 continue
             path = Path(value).expanduser()
@@ -195,11 +206,15 @@ def check_paths(specs: list[ModelSpec], out: Path) -> None:
                 if not (path / needed).is_file():
                     raise ConfigError(f"{spec.display}: {what} {value} has no {needed}")
             elif value.startswith((".", "/", "~")) or not _on_hub(value, needed):
-                raise ConfigError(f"{spec.display}: {what} {value} is not a local folder, nor a Hugging Face hub "
-                                  f"repository with {needed} that can be reached")
+                raise ConfigError(
+                    f"{spec.display}: {what} {value} is not a local folder, nor a Hugging Face hub "
+                    f"repository with {needed} that can be reached"
+                )
     for path in output_paths(out):
         if path.is_dir():
-            raise ConfigError(f"--out {out}: {path} is a folder; give a file name such as results/generations.md")
+            raise ConfigError(
+                f"--out {out}: {path} is a folder; give a file name such as results/generations.md"
+            )
         parent = next((p for p in path.parents if p.exists()), Path("."))
         if not parent.is_dir():
             raise ConfigError(f"--out {out}: {parent} is a file, not a folder")
@@ -220,12 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="a base model (hub id or folder), instead of --models")
     p.add_argument("--adapter", help="with --model: a LoRA adapter; the base is run too, for the comparison")
     p.add_argument("--language", choices=["ja", "en"], default="ja", help="template language with --model")
-    p.add_argument("--prompts", type=Path, help="one prompt per line (default: the paper's five inputs, in Japanese)")
+    p.add_argument(
+        "--prompts", type=Path, help="one prompt per line (default: the paper's five inputs, in Japanese)"
+    )
     p.add_argument("--out", type=Path, default=Path("results/generations.md"))
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--repetition-penalty", type=float, help="override the paper's per-architecture value")
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--no-stream", action="store_true", help="print each answer when done instead of token by token")
+    p.add_argument(
+        "--no-stream", action="store_true", help="print each answer when done instead of token by token"
+    )
     args = p.parse_args(argv)
     try:
         if args.models:
@@ -234,8 +253,15 @@ def main(argv: list[str] | None = None) -> int:
             base = ModelSpec(name="base", base_model=args.model, dtype=args.dtype, vqa_language=args.language)
             specs = [base]
             if args.adapter:
-                specs.append(ModelSpec(name="tuned", base_model=args.model, adapter=args.adapter, dtype=args.dtype,
-                                       vqa_language=args.language))
+                specs.append(
+                    ModelSpec(
+                        name="tuned",
+                        base_model=args.model,
+                        adapter=args.adapter,
+                        dtype=args.dtype,
+                        vqa_language=args.language,
+                    )
+                )
         else:
             p.print_usage(sys.stderr)
             print("jinstruct generate: give --models FILE or --model NAME", file=sys.stderr)
@@ -251,14 +277,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     gens: list[Generation] = []
     try:
-        run(specs, prompts, max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-            stream=not args.no_stream, into=gens)
+        run(
+            specs,
+            prompts,
+            max_new_tokens=args.max_new_tokens,
+            repetition_penalty=args.repetition_penalty,
+            stream=not args.no_stream,
+            into=gens,
+        )
     except (Exception, KeyboardInterrupt) as err:  # keep what was generated before the failure
         if not gens:
             raise
         paths = write(gens, args.out, note=f"Incomplete: stopped by {type(err).__name__}: {err}")
-        print(f"\njinstruct generate: stopped ({type(err).__name__}: {err}); kept the {len(gens)} generations "
-              f"made before it: {', '.join(map(str, paths))}", file=sys.stderr)
+        print(
+            f"\njinstruct generate: stopped ({type(err).__name__}: {err}); kept the {len(gens)} generations "
+            f"made before it: {', '.join(map(str, paths))}",
+            file=sys.stderr,
+        )
         return 1
     paths = write(gens, args.out)
     print("\nwrote: " + ", ".join(map(str, paths)))

@@ -38,8 +38,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 800):
 
 def _dims(h: int, layers: int, heads: int, positions: int) -> dict:
     """The common config fields under their usual names (most configs)."""
-    return dict(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=h * 4,
-                max_position_embeddings=positions)
+    return dict(
+        hidden_size=h,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=h * 4,
+        max_position_embeddings=positions,
+    )
 
 
 def _gpt2_dims(h: int, layers: int, heads: int, positions: int) -> dict:
@@ -57,25 +62,54 @@ def _arch_fields(arch: str, h: int, layers: int, heads: int, positions: int) -> 
         "mistral": {**d, "num_key_value_heads": kv, "sliding_window": 48},
         "qwen2": {**d, "num_key_value_heads": kv},
         "qwen3": {**d, "num_key_value_heads": kv, "head_dim": h // heads},
-        "gemma2": {**d, "num_key_value_heads": kv, "head_dim": h // heads, "sliding_window": 32,
-                   "query_pre_attn_scalar": h // heads},
-        "gemma3_text": {**d, "num_key_value_heads": kv, "head_dim": h // heads, "sliding_window": 32,
-                        "query_pre_attn_scalar": h // heads,
-                        "layer_types": ["sliding_attention", "full_attention"] * (layers // 2)
-                        + ["sliding_attention"] * (layers % 2)},
+        "gemma2": {
+            **d,
+            "num_key_value_heads": kv,
+            "head_dim": h // heads,
+            "sliding_window": 32,
+            "query_pre_attn_scalar": h // heads,
+        },
+        "gemma3_text": {
+            **d,
+            "num_key_value_heads": kv,
+            "head_dim": h // heads,
+            "sliding_window": 32,
+            "query_pre_attn_scalar": h // heads,
+            "layer_types": ["sliding_attention", "full_attention"] * (layers // 2)
+            + ["sliding_attention"] * (layers % 2),
+        },
         "phi3": {**d, "num_key_value_heads": heads, "sliding_window": None},
         "gpt2": _gpt2_dims(h, layers, heads, positions),
-        "opt": {"hidden_size": h, "num_hidden_layers": layers, "num_attention_heads": heads, "ffn_dim": h * 4,
-                "max_position_embeddings": positions, "word_embed_proj_dim": h},
+        "opt": {
+            "hidden_size": h,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "ffn_dim": h * 4,
+            "max_position_embeddings": positions,
+            "word_embed_proj_dim": h,
+        },
         "bloom": {"hidden_size": h, "n_layer": layers, "n_head": heads},
-        "falcon": {"hidden_size": h, "num_hidden_layers": layers, "num_attention_heads": heads,
-                   "max_position_embeddings": positions, "new_decoder_architecture": False,
-                   "multi_query": True, "parallel_attn": True, "bias": False},
+        "falcon": {
+            "hidden_size": h,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "max_position_embeddings": positions,
+            "new_decoder_architecture": False,
+            "multi_query": True,
+            "parallel_attn": True,
+            "bias": False,
+        },
         "stablelm": {**d, "num_key_value_heads": heads, "partial_rotary_factor": 0.25},
         "gptj": {**_gpt2_dims(h, layers, heads, positions), "rotary_dim": (h // heads) // 2},
         "mixtral": {**d, "num_key_value_heads": kv, "num_local_experts": 4, "num_experts_per_tok": 2},
-        "qwen2_moe": {**d, "num_key_value_heads": kv, "num_experts": 4, "num_experts_per_tok": 2,
-                      "moe_intermediate_size": h * 2, "shared_expert_intermediate_size": h * 2},
+        "qwen2_moe": {
+            **d,
+            "num_key_value_heads": kv,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": h * 2,
+            "shared_expert_intermediate_size": h * 2,
+        },
         "mamba": {"hidden_size": h, "num_hidden_layers": layers, "state_size": 8, "expand": 2},
     }
     if arch not in table:
@@ -84,8 +118,23 @@ def _arch_fields(arch: str, h: int, layers: int, heads: int, positions: int) -> 
 
 
 TINY_ARCHITECTURES = (
-    "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "gpt2", "opt", "bloom",
-    "falcon", "stablelm", "gptj", "mixtral", "qwen2_moe", "mamba",
+    "gpt_neox",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "gpt2",
+    "opt",
+    "bloom",
+    "falcon",
+    "stablelm",
+    "gptj",
+    "mixtral",
+    "qwen2_moe",
+    "mamba",
 )
 
 

@@ -32,6 +32,8 @@ from lm_eval.models.huggingface import HFLM
 from torch.profiler import record_function
 from tqdm import tqdm
 
+from jinstruct.fields import parse_bool
+
 from .generation import GenerationStats, generate_reference, reference_request
 from .kv_scoring import LAYOUTS, SharedContextScorer, unsupported_reason
 from .plan import batches, minimum_tokens, plan_groups, split_request
@@ -42,14 +44,10 @@ eval_logger = logging.getLogger("lm_eval.models.hf_fast")
 
 
 def _as_bool(value, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"hf-fast: {name}={value!r} is not a boolean; use {name}=True or {name}=False")
+    parsed = value if isinstance(value, bool) else parse_bool(str(value))
+    if parsed is None:
+        raise ValueError(f"hf-fast: {name}={value!r} is not a boolean; use {name}=True or {name}=False")
+    return parsed
 
 
 @dataclass

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
+from jinstruct.attention import additive_mask
+
 from .plan import Context, Request
 
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -151,11 +153,9 @@ class SharedContextScorer:
         pad_token_id: int,
         softmax_dtype: torch.dtype | None = None,
         autocast_dtype: torch.dtype | None = None,
-        layout: str = "auto",
+        layout: str = "auto",  # one of LAYOUTS, checked where hf-fast reads it from the model args
         chunk_tokens: int | str = "auto",
     ) -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"hf-fast: layout={layout!r}; use one of {', '.join(LAYOUTS)}")
         self.model = model
         self.device = device
         self.pad_token_id = int(pad_token_id)
@@ -305,10 +305,7 @@ class SharedContextScorer:
         # the query dtype is not known here, so the bool mask stays).
         if not self.eager_mask and self.autocast_dtype is not None:
             return visible
-        dtype = getattr(_base_model(self.model), "dtype", torch.float32)
-        return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill(
-            ~visible, torch.finfo(dtype).min
-        )
+        return additive_mask(visible, getattr(_base_model(self.model), "dtype", torch.float32))
 
     def _packed_inputs(self, contexts, requests, header_len):
         dev = self.device

@@ -43,3 +43,20 @@ def tiny_llama(tmp_path_factory) -> Path:
     from jinstruct.tiny import make_tiny_lm
 
     return make_tiny_lm(tmp_path_factory.mktemp("tiny_llama"), TOKENIZER_TEXTS, arch="llama", seed=0)
+
+
+@pytest.fixture()
+def ship_tasks(monkeypatch):
+    """A function that makes a test's task folders part of the task catalog, as if they shipped."""
+
+    def ship(*folders: Path):
+        import jinstruct.harness_tasks.catalog as catalog_mod
+        import jinstruct.leaderboard.table as table_mod
+        from jinstruct.harness_tasks import tasks_dir
+
+        catalog = catalog_mod.load_catalog((tasks_dir(), *folders))
+        monkeypatch.setattr(catalog_mod, "task_catalog", lambda: catalog)
+        monkeypatch.setattr(table_mod, "task_catalog", lambda: catalog)
+        return catalog
+
+    return ship

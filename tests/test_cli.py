@@ -26,7 +26,9 @@ def test_ja_paper_group_lists_the_paper_tasks():
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
-    assert {"jnli_v02", "jnli_v03", "marcja_v02", "marcja_v03", "vqa_ppl", "ja_paper"} <= set(manager.all_tasks)
+    assert {"jnli_v02", "jnli_v03", "marcja_v02", "marcja_v03", "vqa_ppl", "ja_paper"} <= set(
+        manager.all_tasks
+    )
     import yaml
 
     group = yaml.safe_load((tasks_dir() / "jglue" / "ja_paper.yaml").read_text(encoding="utf-8"))

@@ -39,7 +39,9 @@ def test_vqa_pairs_never_appear_in_the_instructions():
     images = json.loads((DATA / "ja-vg-vqa" / "question_answers.json").read_text(encoding="utf-8"))
     pairs = {(qa["question"], qa["answer"]) for img in images for qa in img["qas"]}
     assert len(pairs) == sum(len(img["qas"]) for img in images) >= 60
-    rows = [json.loads(line) for line in (DATA / "instructions.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line) for line in (DATA / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert all(set(r) == {"instruction", "input", "output"} and r["output"] for r in rows)
     assert not pairs & {(r["instruction"], r["output"]) for r in rows}
 
@@ -69,7 +71,9 @@ def test_demo_models_pair_base_and_tuned(tmp_path):
 def test_build_base_makes_a_loadable_model(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = demo.DemoConfig(vocab_size=600, hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=2, pretrain_batch=2)
+    cfg = demo.DemoConfig(
+        vocab_size=600, hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=2, pretrain_batch=2
+    )
     out = demo.build_base(tmp_path / "base", cfg)
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)

@@ -47,14 +47,24 @@ def test_generation_is_greedy_on_the_training_template(tiny_lm, capsys):
     # The same output as a direct greedy decode of the training template.
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
-    ids = tok(instruction_prompt("猫は何色ですか？", None, "ja"), return_tensors="pt", add_special_tokens=False)
+    ids = tok(
+        instruction_prompt("猫は何色ですか？", None, "ja"), return_tensors="pt", add_special_tokens=False
+    )
     with torch.no_grad():
-        out = model.generate(**ids, do_sample=False, max_new_tokens=6, repetition_penalty=1.05,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    expected = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        out = model.generate(
+            **ids,
+            do_sample=False,
+            max_new_tokens=6,
+            repetition_penalty=1.05,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
     assert g.output == expected
     printed = capsys.readouterr().out
-    assert "### 猫は何色ですか？" in printed and expected in printed.replace("\n", "")  # streamed to the terminal
+    assert "### 猫は何色ですか？" in printed and expected in printed.replace(
+        "\n", ""
+    )  # streamed to the terminal
 
 
 def test_side_by_side_markdown_for_base_and_tuned(tiny_lm, tiny_llama, tmp_path):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from jinstruct.harness_tasks.catalog import task_catalog
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,6 +186,8 @@ def test_lm_eval_ls_tasks_lists_ours_and_opt_out_hides_them(env):
     # every family and group, so that a folder the wheel forgot shows up here
     assert {"jnli_v03", "jnli13_v03", "marcja_v02", "jcommonsenseqa_v03", "xwinograd_ja", "jsquad_v03",
             "jaqket2_v03", "xlsum_v03", "mgsm_v03", "vqa_ppl", "ja_paper", "ja_eval_v03"} <= set(OUR_TASKS)  # fmt: skip
+    catalog = task_catalog()  # the same YAMLs, read by lm-eval's loader: the regex above found them all
+    assert len(OUR_TASKS) == len(catalog.tasks) + len(catalog.groups) and "ja_paper" in OUR_TASKS
     listed = _listed(env.run("lm_eval", "ls", "tasks").stdout)
     assert set(OUR_TASKS) <= listed and "hellaswag" in listed
     hidden = _listed(env.run("lm_eval", "ls", "tasks", JINSTRUCT_LM_EVAL_AUTOLOAD="0").stdout)

@@ -63,12 +63,28 @@ def check_task_output(results: dict, samples: list[dict], task: str, shots: int,
 
 def test_stock_lm_eval_cli(tiny_lm, tmp_path):
     out = tmp_path / "out"
-    run([
-        str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={tiny_lm},dtype=float32",
-        "--include_path", tasks_dir_from_cli(), "--tasks", "jnli13_v03,marcja_v02", "--num_fewshot", "2",
-        "--limit", "6", "--metadata", json.dumps({"data_dir": str(FIXTURE_JGLUE)}),
-        "--log_samples", "--output_path", str(out),
-    ])
+    run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_lm},dtype=float32",
+            "--include_path",
+            tasks_dir_from_cli(),
+            "--tasks",
+            "jnli13_v03,marcja_v02",
+            "--num_fewshot",
+            "2",
+            "--limit",
+            "6",
+            "--metadata",
+            json.dumps({"data_dir": str(FIXTURE_JGLUE)}),
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ]
+    )
     for task in ("jnli13_v03", "marcja_v02"):
         results, samples = read_output(out, task)
         check_task_output(results, samples, task, shots=2, limit=6)
@@ -76,10 +92,29 @@ def test_stock_lm_eval_cli(tiny_lm, tmp_path):
 
 def test_jinstruct_eval_with_env_data_dir(tiny_lm, tmp_path):
     out = tmp_path / "out"
-    run([
-        str(BIN / "jinstruct"), "eval", "--model", "hf", "--model_args", f"pretrained={tiny_lm},dtype=float32",
-        "--tasks", "jnli_v02", "--num_fewshot", "3", "--limit", "4", "--log_samples", "--output_path", str(out),
-    ], JGLUE_DIR=str(FIXTURE_JGLUE))
+    run(
+        [
+            str(BIN / "jinstruct"),
+            "eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_lm},dtype=float32",
+            "--tasks",
+            "jnli_v02",
+            "--num_fewshot",
+            "3",
+            "--limit",
+            "4",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        JGLUE_DIR=str(FIXTURE_JGLUE),
+    )
     results, samples = read_output(out, "jnli_v02")
     check_task_output(results, samples, "jnli_v02", shots=3, limit=4)
-    assert results["configs"]["jnli_v02"]["metadata"]["data"]["source"] == "local JGLUE copy (environment JGLUE_DIR)"
+    assert (
+        results["configs"]["jnli_v02"]["metadata"]["data"]["source"]
+        == "local JGLUE copy (environment JGLUE_DIR)"
+    )

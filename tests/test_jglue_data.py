@@ -47,7 +47,9 @@ def test_version_preference_and_env_fallback(tmp_path, monkeypatch):
     write_release(tmp_path, "1.3", [ROW, ROW], [ROW])
     assert load_jglue("jnli", data_dir=tmp_path, prefer_version="1.1").source["jglue_version"] == "1.1"
     assert len(load_jglue("jnli", data_dir=tmp_path, prefer_version="1.3").dataset["train"]) == 2
-    assert load_jglue("jnli", data_dir=tmp_path, prefer_version="1.9").source["jglue_version"] == "1.3"  # newest
+    assert (
+        load_jglue("jnli", data_dir=tmp_path, prefer_version="1.9").source["jglue_version"] == "1.3"
+    )  # newest
     monkeypatch.setenv("JGLUE_DIR", str(tmp_path))
     loaded = load_jglue("jnli", prefer_version="1.1")
     assert loaded.source["source"] == "local JGLUE copy (environment JGLUE_DIR)"
@@ -101,10 +103,13 @@ def test_no_source_reachable_lists_what_was_tried(monkeypatch):
 def test_hub_copy_with_int_labels(monkeypatch):
     import datasets
 
-    features = datasets.Features({
-        "sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["entailment", "contradiction", "neutral"]),
-    })
+    features = datasets.Features(
+        {
+            "sentence1": datasets.Value("string"),
+            "sentence2": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["entailment", "contradiction", "neutral"]),
+        }
+    )
     rows = {"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [2, 0]}
     calls = []
 
@@ -118,8 +123,12 @@ def test_hub_copy_with_int_labels(monkeypatch):
     loaded = load_jglue("jnli")
     assert calls == [("shunk031/JGLUE", "JNLI", "refs/convert/parquet")]
     assert loaded.dataset["validation"]["label"] == [2, 0]
-    assert loaded.source == {"source": "hub", "repo": "shunk031/JGLUE", "revision": "refs/convert/parquet",
-                             "config": "JNLI"}
+    assert loaded.source == {
+        "source": "hub",
+        "repo": "shunk031/JGLUE",
+        "revision": "refs/convert/parquet",
+        "config": "JNLI",
+    }
 
 
 @pytest.mark.parametrize("seed", range(6))

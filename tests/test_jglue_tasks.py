@@ -44,11 +44,23 @@ def synthetic_rows(family: str, n: int, seed: int) -> list[dict]:
         s2 = f"{rnd.choice(subjects)}が{rnd.choice(verbs)}。"
         if family == "jnli":
             label = rnd.choices(JNLI_EN, weights=[5, 3, 2])[0]
-            rows.append({"sentence_pair_id": str(i), "yjcaptions_id": f"x{i}", "sentence1": s1, "sentence2": s2,
-                         "label": label})
+            rows.append(
+                {
+                    "sentence_pair_id": str(i),
+                    "yjcaptions_id": f"x{i}",
+                    "sentence1": s1,
+                    "sentence2": s2,
+                    "label": label,
+                }
+            )
         else:
-            rows.append({"review_id": f"R{i}", "sentence": s1 + s2, "label": rnd.choices(["positive", "negative"],
-                                                                                           weights=[7, 3])[0]})
+            rows.append(
+                {
+                    "review_id": f"R{i}",
+                    "sentence": s1 + s2,
+                    "label": rnd.choices(["positive", "negative"], weights=[7, 3])[0],
+                }
+            )
     return rows
 
 
@@ -74,8 +86,16 @@ def read_rows(root: Path, family: str) -> tuple[list[dict], list[dict]]:
 
 def test_worked_example_of_the_spec(tmp_path):
     """jnli13_v03, one shot: the spec's worked example, to the byte."""
-    shot = {"sentence1": "男性がギターを弾いています。", "sentence2": "人が楽器を演奏しています。", "label": "entailment"}
-    query = {"sentence1": "少年が自転車に乗っています。", "sentence2": "子供が乗り物に乗っています。", "label": "neutral"}
+    shot = {
+        "sentence1": "男性がギターを弾いています。",
+        "sentence2": "人が楽器を演奏しています。",
+        "label": "entailment",
+    }
+    query = {
+        "sentence1": "少年が自転車に乗っています。",
+        "sentence2": "子供が乗り物に乗っています。",
+        "label": "neutral",
+    }
     write_jglue(tmp_path, "jnli", [shot], [query])
     task = build_task("jnli13_v03", data_dir=str(tmp_path))
     doc = task.eval_docs[0]
@@ -174,7 +194,11 @@ def test_replay_matches_an_independent_draw(k):
 
 def test_stratified_counts():
     assert stratified_counts([10, 10, 10], 3) == [1, 1, 1]
-    assert stratified_counts([70, 20, 10], 3) == [2, 1, 0]  # int(2.1)=2, int(0.6)=0, int(0.3)=0 -> +1 smallest first
+    assert stratified_counts([70, 20, 10], 3) == [
+        2,
+        1,
+        0,
+    ]  # int(2.1)=2, int(0.6)=0, int(0.3)=0 -> +1 smallest first
     assert stratified_counts([50, 30, 20], 2) == [1, 1, 0]
     assert sum(stratified_counts([1, 1, 998], 5)) == 5
 

@@ -21,13 +21,24 @@ def test_task_names_follow_prompt_version_and_family():
 def test_paper_suite_is_table_two():
     suite = load_suite("paper")
     assert [c.heading for c in suite.columns] == [
-        "JNLI 1-shot", "JNLI 2-shot", "JNLI 3-shot", "MARC-ja 1-shot", "MARC-ja 2-shot", "MARC-ja 3-shot", "VQA ppl",
+        "JNLI 1-shot",
+        "JNLI 2-shot",
+        "JNLI 3-shot",
+        "MARC-ja 1-shot",
+        "MARC-ja 2-shot",
+        "MARC-ja 3-shot",
+        "VQA ppl",
     ]
     spec = parse_models({"models": [{"name": "s", "base_model": "m", "prompt_version": "0.2"}]}).models[0]
     # Every column of a model becomes one (task, shots) unit; extra columns reuse them.
     assert suite.units(spec) == [
-        ("jnli_v02", 1), ("jnli_v02", 2), ("jnli_v02", 3),
-        ("marcja_v02", 1), ("marcja_v02", 2), ("marcja_v02", 3), ("vqa_ppl", 0),
+        ("jnli_v02", 1),
+        ("jnli_v02", 2),
+        ("jnli_v02", 3),
+        ("marcja_v02", 1),
+        ("marcja_v02", 2),
+        ("marcja_v02", 3),
+        ("vqa_ppl", 0),
     ]
 
 
@@ -36,8 +47,12 @@ def test_pairs_by_base_model_or_explicit_base():
         {
             "models": [
                 {"name": "calm", "base_model": "cyberagent/open-calm-7b"},
-                {"name": "stormy", "base_model": "cyberagent/open-calm-7b", "adapter": "izumi-lab/stormy-7b-10ep",
-                 "prompt_version": "0.2"},
+                {
+                    "name": "stormy",
+                    "base_model": "cyberagent/open-calm-7b",
+                    "adapter": "izumi-lab/stormy-7b-10ep",
+                    "prompt_version": "0.2",
+                },
                 {"name": "llama", "base_model": "llama-7b"},
                 {"name": "other", "base_model": "x", "base": "llama"},
             ]
@@ -45,7 +60,9 @@ def test_pairs_by_base_model_or_explicit_base():
     )
     assert [(b.name, t.name) for b, t in cfg.pairs()] == [("calm", "stormy"), ("llama", "other")]
     assert cfg.models[1].lm_eval_args() == {
-        "pretrained": "cyberagent/open-calm-7b", "dtype": "float32", "peft": "izumi-lab/stormy-7b-10ep",
+        "pretrained": "cyberagent/open-calm-7b",
+        "dtype": "float32",
+        "peft": "izumi-lab/stormy-7b-10ep",
     }
 
 
@@ -54,8 +71,14 @@ def test_pairs_by_base_model_or_explicit_base():
     [
         ({"models": []}, "non-empty `models:`"),
         ({"models": [{"name": "a"}]}, r"models\[0\] has no `base_model:`"),
-        ({"models": [{"base_model": "m", "adaptor": "x"}]}, r"unknown key\(s\) 'adaptor' \(did you mean 'adapter'\?\)"),
-        ({"models": [{"name": "a", "base_model": "m"}, {"name": "a", "base_model": "n"}]}, "repeated: \\['a'\\]"),
+        (
+            {"models": [{"base_model": "m", "adaptor": "x"}]},
+            r"unknown key\(s\) 'adaptor' \(did you mean 'adapter'\?\)",
+        ),
+        (
+            {"models": [{"name": "a", "base_model": "m"}, {"name": "a", "base_model": "n"}]},
+            "repeated: \\['a'\\]",
+        ),
         ({"models": [{"name": "a", "base_model": "m", "base": "zz"}]}, "base: 'zz'"),
         ({"models": [{"base_model": "m", "vqa_language": "fr"}]}, "vqa_language"),
     ],
@@ -77,7 +100,9 @@ def test_load_models_file_errors(tmp_path):
 
 def test_custom_suite_file(tmp_path):
     f = tmp_path / "mine.yaml"
-    f.write_text("name: mine\ncolumns:\n  - {task: jnli13_v03, title: JNLI-1.3, shots: [3], metric: macro_f1}\n")
+    f.write_text(
+        "name: mine\ncolumns:\n  - {task: jnli13_v03, title: JNLI-1.3, shots: [3], metric: macro_f1}\n"
+    )
     suite = load_suite(str(f))
     assert suite.name == "mine" and suite.columns[0].task_for(None) == "jnli13_v03"  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="built-in suites"):

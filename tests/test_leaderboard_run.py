@@ -55,10 +55,20 @@ def _models(tiny_lm: Path, adapter: Path, limit: int = 4):
     return parse_models(
         {
             "models": [
-                {"name": "tiny-base", "base_model": str(tiny_lm), "backend": "hf", "batch_size": 8,
-                 "model_args": {"max_length": MODEL_MAX}},
-                {"name": "tiny-tuned", "base_model": str(tiny_lm), "adapter": str(adapter), "backend": "hf",
-                 "batch_size": 8},
+                {
+                    "name": "tiny-base",
+                    "base_model": str(tiny_lm),
+                    "backend": "hf",
+                    "batch_size": 8,
+                    "model_args": {"max_length": MODEL_MAX},
+                },
+                {
+                    "name": "tiny-tuned",
+                    "base_model": str(tiny_lm),
+                    "adapter": str(adapter),
+                    "backend": "hf",
+                    "batch_size": 8,
+                },
             ],
             "metadata": METADATA,
             "limit": limit,
@@ -90,7 +100,11 @@ def test_outputs_written(scored):
     assert "| _Stormy (Instruct CALM) (paper)_ | 0.2 | 45.9 | 46.8 | 29.9 |" in md
     html = paths["html"].read_text()
     assert "data:image/png;base64," in html and "src='http" not in html  # self-contained
-    assert {p.name for p in out.glob("chart_*.png")} == {"chart_jnli.png", "chart_marc_ja.png", "chart_vqa_ppl.png"}
+    assert {p.name for p in out.glob("chart_*.png")} == {
+        "chart_jnli.png",
+        "chart_marc_ja.png",
+        "chart_vqa_ppl.png",
+    }
     rows = list(csv.DictReader(paths["csv"].open(encoding="utf-8")))
     assert {r["task"] for r in rows if r["kind"] == "model"} == {"jnli_v03", "marcja_v03", "vqa_ppl"}
 
@@ -100,12 +114,15 @@ def test_values_match_the_raw_lm_eval_results(scored):
     base_row = next(r for r in lb.rows if r.name == "tiny-base")
     col = lb.suite.columns[0]
     raw = next(
-        json.loads(p.read_text()) for p in (out / "raw").glob("*.json")
+        json.loads(p.read_text())
+        for p in (out / "raw").glob("*.json")
         if json.loads(p.read_text())["jinstruct"]["key"]["task"] == "jnli_v03"
         and json.loads(p.read_text())["jinstruct"]["model_name"] == "tiny-base"
     )
     assert base_row.cells[col.key].value == pytest.approx(raw["results"]["jnli_v03"]["acc,none"] * 100)
-    assert base_row.cells[col.key].stderr == pytest.approx(raw["results"]["jnli_v03"]["acc_stderr,none"] * 100)
+    assert base_row.cells[col.key].stderr == pytest.approx(
+        raw["results"]["jnli_v03"]["acc_stderr,none"] * 100
+    )
     vqa = lb.suite.columns[2]
     assert base_row.cells[vqa.key].value > 1  # a perplexity, unscaled
 

@@ -32,12 +32,24 @@ def board(tmp_path):
     for shots in (1, 2, 3):
         _save(store, None, "jnli_v03", shots, {"acc,none": 0.40, "acc_stderr,none": 0.01})
         # +20 points with 1-point stderrs: beyond noise
-        _save(store, "org/lora", "jnli_v02", shots, {"acc,none": 0.60, "acc_stderr,none": 0.01},
-              {"n": 10, "over_train_seq_len": 3 if shots == 3 else 0, "over_model_max": 0})
+        _save(
+            store,
+            "org/lora",
+            "jnli_v02",
+            shots,
+            {"acc,none": 0.60, "acc_stderr,none": 0.01},
+            {"n": 10, "over_train_seq_len": 3 if shots == 3 else 0, "over_model_max": 0},
+        )
         # +1 point with 5-point stderrs: within noise
         _save(store, None, "marcja_v03", shots, {"acc,none": 0.50, "acc_stderr,none": 0.05})
         _save(store, "org/lora", "marcja_v02", shots, {"acc,none": 0.51, "acc_stderr,none": 0.05})
-    _save(store, None, "vqa_ppl", 0, {"ppl_paper,none": 250.0, "ppl_paper_stderr,none": "N/A", "n_over_length,none": 2})
+    _save(
+        store,
+        None,
+        "vqa_ppl",
+        0,
+        {"ppl_paper,none": 250.0, "ppl_paper_stderr,none": "N/A", "n_over_length,none": 2},
+    )
     _save(store, "org/lora", "vqa_ppl", 0, {"ppl_paper,none": 25.0, "n_over_length,none": 0})
     return build(store.records(), load_suite("paper"), CFG)
 
@@ -47,7 +59,9 @@ def test_cells_are_scaled_with_stderr_and_markers(board):
     tuned = next(r for r in board.rows if r.name == "tuned")
     base = next(r for r in board.rows if r.name == "base")
     j3 = suite.columns[2]
-    assert tuned.cells[j3.key].value == pytest.approx(0.6) and tuned.cells[j3.key].stderr == pytest.approx(0.01)
+    assert tuned.cells[j3.key].value == pytest.approx(0.6) and tuned.cells[j3.key].stderr == pytest.approx(
+        0.01
+    )
     assert fmt_cell(tuned.cells[j3.key], j3) == "0.600 ± 0.010*"  # 3 of 10 over the training length
     assert fmt_cell(tuned.cells[suite.columns[0].key], suite.columns[0]) == "0.600 ± 0.010"
     vqa = suite.columns[6]
@@ -92,8 +106,12 @@ def test_paper_rows_carry_every_table2_cell_with_markers():
     lb = build([], load_suite("paper"), CFG)
     refs = {r.name: r for r in lb.rows if r.kind == "reference"}
     assert list(refs) == [
-        "Stormy (Instruct CALM) (paper)", "CALM (paper)", "Instruct LLaMA 7B (paper)", "LLaMA 7B (paper)",
-        "Instruct LLaMA 13B (paper)", "LLaMA 13B (paper)",
+        "Stormy (Instruct CALM) (paper)",
+        "CALM (paper)",
+        "Instruct LLaMA 7B (paper)",
+        "LLaMA 7B (paper)",
+        "Instruct LLaMA 13B (paper)",
+        "LLaMA 13B (paper)",
     ]
     cols = lb.suite.columns
     assert all(refs[name].cells.get(c.key) is not None for name in refs for c in cols)  # 6 x 7 cells
@@ -101,18 +119,44 @@ def test_paper_rows_carry_every_table2_cell_with_markers():
     def row(name):
         return [fmt_cell(refs[name].cells[c.key], c) for c in cols]
 
-    assert row("Stormy (Instruct CALM) (paper)") == ["0.459", "0.508", "0.475", "0.468", "0.828*", "0.784*", "29.9"]
-    assert row("Instruct LLaMA 7B (paper)") == ["0.398*", "0.454*", "0.479*†", "0.795*", "0.829*", "0.847*", "68.5"]
+    assert row("Stormy (Instruct CALM) (paper)") == [
+        "0.459",
+        "0.508",
+        "0.475",
+        "0.468",
+        "0.828*",
+        "0.784*",
+        "29.9",
+    ]
+    assert row("Instruct LLaMA 7B (paper)") == [
+        "0.398*",
+        "0.454*",
+        "0.479*†",
+        "0.795*",
+        "0.829*",
+        "0.847*",
+        "68.5",
+    ]
     assert row("LLaMA 7B (paper)")[2] == "0.303†" and row("LLaMA 7B (paper)")[6] == "1499.0"
     # The 13B row's MARC-ja and VQA cells are a reading of a garbled source, and say so.
-    assert row("Instruct LLaMA 13B (paper)") == ["0.302*", "0.302*", "0.302*†", "0.859*‡", "0.855*‡", "0.855*‡", "38.8‡"]
+    assert row("Instruct LLaMA 13B (paper)") == [
+        "0.302*",
+        "0.302*",
+        "0.302*†",
+        "0.859*‡",
+        "0.855*‡",
+        "0.855*‡",
+        "38.8‡",
+    ]
     assert row("LLaMA 13B (paper)") == ["0.316", "0.281", "0.263†", "0.855", "0.855", "0.855", "971.5"]
     assert any(n.startswith("‡ Instruct LLaMA 13B, MARC-ja and VQA: a reading") for n in lb.reference_notes)
 
 
 def test_percent_suite_scales_the_paper_rows_too(tmp_path):
     f = tmp_path / "pct.yaml"
-    f.write_text("name: pct\ncolumns:\n  - {family: jnli, title: JNLI, shots: [1], metric: acc, scale: 100}\n")
+    f.write_text(
+        "name: pct\ncolumns:\n  - {family: jnli, title: JNLI, shots: [1], metric: acc, scale: 100}\n"
+    )
     lb = build([], load_suite(str(f)), CFG)
     stormy = next(r for r in lb.rows if r.name.startswith("Stormy"))
     assert stormy.cells[lb.suite.columns[0].key].value == pytest.approx(45.9)
@@ -124,18 +168,30 @@ def test_verdict_quotes_the_paper_for_one_of_its_pairs(tmp_path):
             "models": [
                 {"name": "calm", "base_model": "cyberagent/open-calm-7b", "prompt_version": "0.3"},
                 # A local copy of the paper's adapter counts as the same adapter.
-                {"name": "stormy", "base_model": "cyberagent/open-calm-7b", "adapter": "/models/stormy-7b-10ep",
-                 "prompt_version": "0.2"},
+                {
+                    "name": "stormy",
+                    "base_model": "cyberagent/open-calm-7b",
+                    "adapter": "/models/stormy-7b-10ep",
+                    "prompt_version": "0.2",
+                },
             ]
         }
     )
     store = Store(tmp_path)
     for adapter, acc in ((None, 0.30), ("/models/stormy-7b-10ep", 0.45)):
-        key = UnitKey("cyberagent/open-calm-7b", adapter, "jnli_v03" if adapter is None else "jnli_v02", 1, harness_version())
+        key = UnitKey(
+            "cyberagent/open-calm-7b",
+            adapter,
+            "jnli_v03" if adapter is None else "jnli_v02",
+            1,
+            harness_version(),
+        )
         store.save(key, {"results": {key.task: {"acc,none": acc}}, "n-shot": {key.task: 1}}, None, None)
     lb = build(store.records(), load_suite("paper"), cfg)
     (v,) = lb.verdicts
-    assert v.paper is not None and v.paper.startswith("The paper, same pair (Stormy (Instruct CALM) (paper) vs CALM")
+    assert v.paper is not None and v.paper.startswith(
+        "The paper, same pair (Stormy (Instruct CALM) (paper) vs CALM"
+    )
     assert "improved JNLI" in v.paper and "not MARC-ja" in v.paper
     assert v.paper in write_all(lb, tmp_path / "out")["md"].read_text(encoding="utf-8")
     # Not one of the paper's pairs: no quotation.
@@ -146,3 +202,34 @@ def test_verdict_quotes_the_paper_for_one_of_its_pairs(tmp_path):
 def test_missing_reference_file_is_an_error_not_an_empty_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="--reference none"):
         build([], load_suite("paper"), CFG, reference=tmp_path / "nope.yaml")
+
+
+def test_prose_comes_from_the_suite_and_reference_rows_from_their_kind(board):
+    from jinstruct.leaderboard.config import _suite_from_dict
+    from jinstruct.leaderboard.render import to_html, to_markdown
+
+    mine = _suite_from_dict(
+        "mine",
+        {
+            "columns": [{"family": "jnli", "shots": [1]}],
+            "extra": [{"family": "jnli", "shots": [3], "metric": "macro_f1"}],
+        },
+        "t",
+    )
+    md = to_markdown(build([], mine, CFG))
+    assert "VQA" not in md and "the JGLUE prompt" not in md and "Tokenizer-independent" not in md
+    assert "_Italic_ rows are published figures (arXiv:2309.03412, Table II)" in md
+    assert "| _CALM (paper)_ | 0.3 | 0.3 |" in md
+    own = _suite_from_dict(
+        "own",
+        {
+            "columns": [{"family": "jnli", "shots": [1]}],
+            "caption": "Ours {italic}x{italic}.",
+            "extra_caption": "More of ours.",
+        },
+        "t",
+    )
+    assert "Ours _x_." in to_markdown(build([], own, CFG, reference=None))
+    page = to_html(board, [])
+    assert page.count('<tr class="ref">') == 6  # the paper's six rows (it has none of the extra figures)
+    assert "<td>Stormy (Instruct CALM) (paper)</td>" in page and "<td>_" not in page

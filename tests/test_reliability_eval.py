@@ -200,7 +200,7 @@ def _vqa_file(path: Path, answers: list[str]) -> Path:
 
 
 def test_empty_vqa_answers_are_counted_and_all_empty_is_refused(tiny_lm, tmp_path):
-    from jinstruct.harness_tasks.vqa.task import build_dataset, process_results
+    from jinstruct.harness_tasks.vqa.task import DocRecord, build_dataset
 
     only_empty = _vqa_file(tmp_path / "empty.json", ["", "  "])
     with pytest.raises(ValueError, match=rf"{only_empty}: every one of the 2 VQA pairs .* empty answer"):
@@ -208,8 +208,8 @@ def test_empty_vqa_answers_are_counted_and_all_empty_is_refused(tiny_lm, tmp_pat
     from jinstruct.harness_tasks.vqa.metrics import n_empty_answers
 
     mixed = _vqa_file(tmp_path / "mixed.json", ["犬", "", "赤い車"])
-    docs = build_dataset("ja", pretrained=str(tiny_lm), vqa_path=str(mixed))["test"]
-    records = [process_results(doc, [(-1.0, False), (0.0, False)])["n_empty_answers"] for doc in docs]
+    docs, run = build_dataset("ja", pretrained=str(tiny_lm), vqa_path=str(mixed))
+    records = [DocRecord(run)(doc, [(-1.0, False), (0.0, False)])["n_empty_answers"] for doc in docs["test"]]
     assert n_empty_answers(records) == 1
 
 

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import jinstruct.harness_tasks.catalog as catalog_mod
-import jinstruct.leaderboard.table as table_mod
 import jinstruct.prompts as prompts_mod
 from jinstruct.harness_tasks import tasks_dir
 from jinstruct.harness_tasks.catalog import load_catalog, task_catalog
@@ -76,7 +74,7 @@ V07_DESCRIPTION = "テスト用の説明です。\n\n"
 
 
 @pytest.fixture()
-def throwaway_v07(tmp_path, monkeypatch):
+def throwaway_v07(tmp_path, monkeypatch, ship_tasks):
     """Prompt version 0.7 as a maintainer adds one: an entry in prompts/jglue.yaml (a copy of 0.3 with
     another description) and one task YAML per family, in a folder of their own."""
     data = copy.deepcopy(prompts_mod._load("jglue.yaml"))
@@ -94,9 +92,7 @@ def throwaway_v07(tmp_path, monkeypatch):
             f'  family: {family}\n  prompt_version: "0.7"\n  fewshot_draw: plain\n  reference_task: {ref}\n',
             encoding="utf-8",
         )
-    catalog = load_catalog((tasks_dir(), tmp_path))
-    monkeypatch.setattr(catalog_mod, "task_catalog", lambda: catalog)
-    monkeypatch.setattr(table_mod, "task_catalog", lambda: catalog)
+    ship_tasks(tmp_path)
     return tmp_path
 
 

@@ -12,7 +12,11 @@ from jinstruct.training.data import DataError, DataReport, load_rows, split_rows
 
 ROWS = [
     {"instruction": "日本で一番高い山は何ですか。", "input": "", "output": "富士山です。"},
-    {"instruction": "次の文を英語にしてください。", "input": "猫が寝ている。", "output": "A cat is sleeping."},
+    {
+        "instruction": "次の文を英語にしてください。",
+        "input": "猫が寝ている。",
+        "output": "A cat is sleeping.",
+    },
     {"instruction": "好きな季節を一つ挙げてください。", "input": "", "output": "秋です。"},
 ]
 PATTERN = r"(?i)trans"
@@ -27,13 +31,16 @@ def load(path, skip=False, drop=False, max_rows=None):
     return load_rows(str(path), None, skip, drop, PATTERN, max_rows)
 
 
-@pytest.mark.parametrize("bad, problem", [
-    ({"instruction": "x", "input": ""}, "missing field 'output'"),
-    ({"instruction": "x", "input": "", "output": 5}, "field 'output' must be a string"),
-    ({"instruction": "x", "input": None, "output": "y"}, "field 'input' must be a string"),
-    ({"instruction": "x", "input": "", "output": "  "}, "empty 'output'"),
-    (["not", "an", "object"], "expected an object"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ({"instruction": "x", "input": ""}, "missing field 'output'"),
+        ({"instruction": "x", "input": "", "output": 5}, "field 'output' must be a string"),
+        ({"instruction": "x", "input": None, "output": "y"}, "field 'input' must be a string"),
+        ({"instruction": "x", "input": "", "output": "  "}, "empty 'output'"),
+        (["not", "an", "object"], "expected an object"),
+    ],
+)
 def test_bad_row_stops_with_file_and_line(tmp_path, bad, problem):
     path = write_jsonl(tmp_path / "d.jsonl", [ROWS[0], ROWS[1], bad, ROWS[2]])
     with pytest.raises(DataError) as info:
@@ -43,9 +50,15 @@ def test_bad_row_stops_with_file_and_line(tmp_path, bad, problem):
 
 def test_skip_bad_rows_counts_and_reports(tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps(ROWS[0], ensure_ascii=False) + "\n{broken json\n\n"
-                    + json.dumps({"instruction": "x"}) + "\n" + json.dumps(ROWS[1], ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(ROWS[0], ensure_ascii=False)
+        + "\n{broken json\n\n"
+        + json.dumps({"instruction": "x"})
+        + "\n"
+        + json.dumps(ROWS[1], ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     rows, report = load(path, skip=True)
     assert len(rows) == 2 and report.bad_rows == 2 and report.rows_read == 4  # the blank line is not a row
     assert report.bad_row_examples[0].startswith(f"{path}:2: not valid JSON")
@@ -56,8 +69,9 @@ def test_json_list_and_parquet(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    (tmp_path / "d.json").write_text(json.dumps(ROWS + [{"instruction": "x", "input": ""}], ensure_ascii=False),
-                                     encoding="utf-8")
+    (tmp_path / "d.json").write_text(
+        json.dumps(ROWS + [{"instruction": "x", "input": ""}], ensure_ascii=False), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"d.json row 3 \(0-based\): missing field 'output'"):
         load(tmp_path / "d.json")
     pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "d.parquet")

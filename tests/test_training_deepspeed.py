@@ -16,9 +16,29 @@ from safetensors.torch import load_file
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "training" / "samples" / "ja_instructions.jsonl"
 # LoRA dropout 0: dropout masks come from per-process RNG streams, which differ between 1 and 2 processes.
-FLAGS = ["--val-size", "8", "--global-batch-size", "8", "--micro-batch-size", "2", "--epochs", "1",
-         "--seq-len", "256", "--lr", "2e-3", "--warmup-steps", "1", "--eval-every", "2", "--save-every", "2",
-         "--lora-dropout", "0", "--no-progress"]
+FLAGS = [
+    "--val-size",
+    "8",
+    "--global-batch-size",
+    "8",
+    "--micro-batch-size",
+    "2",
+    "--epochs",
+    "1",
+    "--seq-len",
+    "256",
+    "--lr",
+    "2e-3",
+    "--warmup-steps",
+    "1",
+    "--eval-every",
+    "2",
+    "--save-every",
+    "2",
+    "--lora-dropout",
+    "0",
+    "--no-progress",
+]
 
 IN_PROCESS = """
 import json, sys
@@ -61,18 +81,38 @@ def test_zero2_one_and_two_processes_match_plain(tiny_lm, tmp_path):
     resumed, uninterrupted = weights(tmp_path / "zero2-resumed"), weights(tmp_path / "zero2")
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
-    run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-         "training/configs/accelerate_zero2.yaml", "--num_processes", "2", "-m", "jinstruct.training.train",
-         "--model", str(tiny_lm), "--data", str(SAMPLE), "--output", str(tmp_path / "two"), *FLAGS])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            "training/configs/accelerate_zero2.yaml",
+            "--num_processes",
+            "2",
+            "-m",
+            "jinstruct.training.train",
+            "--model",
+            str(tiny_lm),
+            "--data",
+            str(SAMPLE),
+            "--output",
+            str(tmp_path / "two"),
+            *FLAGS,
+        ]
+    )
     two = weights(tmp_path / "two")
     for key in plain:
         torch.testing.assert_close(two[key], plain[key], atol=1e-5, rtol=1e-4)
     run_info = json.loads((tmp_path / "two" / "training_config.json").read_text())["run"]
     assert run_info["world_size"] == 2 and run_info["examples_seen"] == 32
     # both processes wrote their RNG state into the same atomic checkpoint
-    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints" / "step-000004").glob("rng_*.safetensors")) == [
-        "rng_0.safetensors", "rng_1.safetensors"]
+    assert sorted(
+        p.name for p in (tmp_path / "two" / "checkpoints" / "step-000004").glob("rng_*.safetensors")
+    ) == ["rng_0.safetensors", "rng_1.safetensors"]
     # the plain run and the 2-process run agree on the logged losses too
-    losses = [[json.loads(line)["loss"] for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
-              for n in ("plain", "two")]
+    losses = [
+        [json.loads(line)["loss"] for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+        for n in ("plain", "two")
+    ]
     assert all(abs(a - b) < 1e-5 for a, b in zip(*losses))

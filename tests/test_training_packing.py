@@ -43,7 +43,9 @@ def test_packed_batch_equals_examples_alone(request, fixture, attn):
                 single = collate([[i]], data, pad_id=3, mode="pack")
                 logits = model(input_ids=single.tensors["input_ids"], use_cache=False).logits
                 n = len(data.example(i))
-                torch.testing.assert_close(packed_logits[r, start:start + n], logits[0], atol=2e-5, rtol=1e-4)
+                torch.testing.assert_close(
+                    packed_logits[r, start : start + n], logits[0], atol=2e-5, rtol=1e-4
+                )
                 alone_loss += token_loss_sum(logits, single.tensors["labels"]).item()
                 alone_targets += single.target_tokens
                 start += n
@@ -51,8 +53,9 @@ def test_packed_batch_equals_examples_alone(request, fixture, attn):
     assert packed_loss.item() == pytest.approx(alone_loss, rel=1e-5)
     # transformers derives the same block-diagonal mask from the position ids alone (no 4D mask)...
     with torch.no_grad():
-        derived = model(input_ids=batch.tensors["input_ids"], position_ids=batch.tensors["position_ids"],
-                        use_cache=False).logits
+        derived = model(
+            input_ids=batch.tensors["input_ids"], position_ids=batch.tensors["position_ids"], use_cache=False
+        ).logits
     torch.testing.assert_close(derived[:2, :37], packed_logits[:2, :37], atol=2e-5, rtol=1e-4)
     # ...and without the per-example position ids and mask the examples leak into each other
     with torch.no_grad():
@@ -122,5 +125,7 @@ def test_auto_packs_real_models_and_groups_tiny_ones():
     tiny = CostModel(hidden=64, layers=2, intermediate=256, vocab=800)
     assert choose_plan(ids, lengths, "auto", 8, 300, 1, llama7b)[0] == "pack"
     assert choose_plan(ids, lengths, "auto", 8, 300, 1, tiny)[0] == "group"
-    assert choose_plan(ids, lengths, "auto", 8, 300, 1, tiny, varlen=True)[0] == "pack"  # flash varlen: no waste
+    assert (
+        choose_plan(ids, lengths, "auto", 8, 300, 1, tiny, varlen=True)[0] == "pack"
+    )  # flash varlen: no waste
     assert choose_plan(ids, lengths, "pad", 8, 300, 1, tiny)[0] == "pad"  # explicit modes are kept

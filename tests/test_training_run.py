@@ -19,9 +19,22 @@ SAMPLE = Path(__file__).resolve().parents[1] / "training" / "samples" / "ja_inst
 
 def small_config(model: Path, output: Path, **overrides) -> TrainConfig:
     """40 sample rows: 32 train / 8 validation, 4 steps per epoch, 2 epochs."""
-    fields = dict(model=str(model), data=str(SAMPLE), output=str(output), seq_len=256, val_size=8,
-                  global_batch_size=8, micro_batch_size=2, epochs=2, lr=2e-3, warmup_steps=2, eval_every=3,
-                  save_every=3, keep_checkpoints=2, progress=False)
+    fields = dict(
+        model=str(model),
+        data=str(SAMPLE),
+        output=str(output),
+        seq_len=256,
+        val_size=8,
+        global_batch_size=8,
+        micro_batch_size=2,
+        epochs=2,
+        lr=2e-3,
+        warmup_steps=2,
+        eval_every=3,
+        save_every=3,
+        keep_checkpoints=2,
+        progress=False,
+    )
     fields.update(overrides)
     return TrainConfig(**fields)
 
@@ -86,15 +99,34 @@ def test_nan_loss_stops_with_step(tiny_lm, tmp_path, capsys):
     config = small_config(tiny_lm, tmp_path / "out", lr=1e30, warmup_steps=0, max_steps=4, val_size=0)
     with pytest.raises(NonFiniteLossError, match=r"loss is (nan|inf|-inf) at step 2 "):
         train(config)
-    argv = ["--model", str(tiny_lm), "--data", str(SAMPLE), "--output", str(tmp_path / "cli"), "--lr", "1e30",
-            "--warmup-steps", "0", "--max-steps", "4", "--val-size", "0", "--global-batch-size", "8", "--no-progress"]
+    argv = [
+        "--model",
+        str(tiny_lm),
+        "--data",
+        str(SAMPLE),
+        "--output",
+        str(tmp_path / "cli"),
+        "--lr",
+        "1e30",
+        "--warmup-steps",
+        "0",
+        "--max-steps",
+        "4",
+        "--val-size",
+        "0",
+        "--global-batch-size",
+        "8",
+        "--no-progress",
+    ]
     assert main(argv) == 1
     assert "at step 2" in capsys.readouterr().err
 
 
 def test_bad_row_stops_the_cli_with_file_and_line(tiny_lm, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
-    data.write_text(SAMPLE.read_text(encoding="utf-8") + '{"instruction": "x", "input": ""}\n', encoding="utf-8")
+    data.write_text(
+        SAMPLE.read_text(encoding="utf-8") + '{"instruction": "x", "input": ""}\n', encoding="utf-8"
+    )
     argv = ["--model", str(tiny_lm), "--data", str(data), "--output", str(tmp_path / "o"), "--no-progress"]
     assert main(argv) == 1
     assert f"{data}:41: missing field 'output'" in capsys.readouterr().err
@@ -109,7 +141,9 @@ def test_adapter_loads_in_lm_eval_and_merges(finished_run, tiny_lm, tmp_path):
     ids = torch.tensor([[5, 17, 42, 99, 7]])
     with torch.no_grad():
         from_lm_eval = lm._model_call(ids)
-        ours = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm), str(finished_run))(ids).logits
+        ours = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm), str(finished_run))(
+            ids
+        ).logits
         base = AutoModelForCausalLM.from_pretrained(tiny_lm)(ids).logits
     torch.testing.assert_close(from_lm_eval, ours)
     assert not torch.allclose(from_lm_eval, base)
@@ -137,9 +171,16 @@ def test_batching_modes_train_the_same_adapter(tiny_lm, tmp_path):
     """The loss is normalised over the whole step, so packing, grouping and the paper's left padding
     to 8 are only speed choices (LoRA dropout off: its masks depend on tensor shapes)."""
     adapters = {}
-    for mode, extra in (("pack", {}), ("group", {}), ("pad", {"pad_to_multiple_of": 8, "padding_side": "left"})):
-        out = train(small_config(tiny_lm, tmp_path / mode, batching=mode, lora_dropout=0.0, max_steps=2, val_size=0,
-                                 **extra))
+    for mode, extra in (
+        ("pack", {}),
+        ("group", {}),
+        ("pad", {"pad_to_multiple_of": 8, "padding_side": "left"}),
+    ):
+        out = train(
+            small_config(
+                tiny_lm, tmp_path / mode, batching=mode, lora_dropout=0.0, max_steps=2, val_size=0, **extra
+            )
+        )
         adapters[mode] = adapter(out)
     for mode in ("group", "pad"):
         for name, value in adapters["pack"].items():
@@ -159,8 +200,10 @@ def test_hub_dataset_rows_are_named_by_split_row(monkeypatch, tmp_path):
 
     from jinstruct.training.data import DataError, load_rows
 
-    rows = [{"instruction": "問い", "input": "", "output": "答え", "category": "qa"},
-            {"instruction": "問い", "input": "", "output": None, "category": "qa"}]
+    rows = [
+        {"instruction": "問い", "input": "", "output": "答え", "category": "qa"},
+        {"instruction": "問い", "input": "", "output": None, "category": "qa"},
+    ]
     calls = []
 
     def fake_load_dataset(name, split, revision):
@@ -168,6 +211,8 @@ def test_hub_dataset_rows_are_named_by_split_row(monkeypatch, tmp_path):
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    with pytest.raises(DataError, match=r"izumi-lab/llm-japanese-dataset train row 1 \(0-based\): field 'output'"):
+    with pytest.raises(
+        DataError, match=r"izumi-lab/llm-japanese-dataset train row 1 \(0-based\): field 'output'"
+    ):
         load_rows("izumi-lab/llm-japanese-dataset", "0.1.0", False, False, "trans", None)
     assert calls == [("izumi-lab/llm-japanese-dataset", "train", "0.1.0")]

@@ -14,7 +14,7 @@ from jinstruct.harness_tasks.vqa.counting import (
     load_model_tokenizer,
     plan_requests,
 )
-from jinstruct.harness_tasks.vqa.task import RUNS, build_dataset
+from jinstruct.harness_tasks.vqa.task import build_dataset
 from jinstruct.prompts import vqa_prompt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vqa" / "question_answers.json"
@@ -141,15 +141,14 @@ def test_dataset_reports_over_length_and_sample(tiny_lm):
     limit = sorted(full)[len(full) // 2] - 1
     n_over = sum(n - 1 > limit for n in full)
     meta = {"pretrained": str(tiny_lm), "vqa_path": str(FIXTURE), "max_length": limit}
-    truncated = build_dataset("ja", **meta)["test"]
-    assert len(truncated) == len(full) and sum(truncated["truncated"]) == n_over
-    assert RUNS[truncated[0]["run"]].n_over_length == n_over
-    skipped = build_dataset("ja", **meta, vqa_overlength="skip")["test"]
-    info = RUNS[skipped[0]["run"]]
-    assert len(skipped) == len(full) - n_over and info.n_skipped == n_over == info.n_over_length
+    truncated, run = build_dataset("ja", **meta)
+    assert len(truncated["test"]) == len(full) and sum(truncated["test"]["truncated"]) == n_over
+    assert run.n_over_length == n_over
+    skipped, info = build_dataset("ja", **meta, vqa_overlength="skip")
+    assert len(skipped["test"]) == len(full) - n_over and info.n_skipped == n_over == info.n_over_length
     assert f"skipped {n_over}" in info.data()
-    sampled = build_dataset("ja", **meta, vqa_sample=5)["test"]
-    assert len(sampled) == 5 and "sample 5 (seed 1234)" in RUNS[sampled[0]["run"]].data()
+    sampled, run = build_dataset("ja", **meta, vqa_sample=5)
+    assert len(sampled["test"]) == 5 and "sample 5 (seed 1234)" in run.data()
     with pytest.raises(ValueError, match="vqa_overlength must be one of"):
         build_dataset("ja", **meta, vqa_overlength="drop")
     with pytest.raises(ValueError, match="vqa_tokenizer"):

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jinstruct.attention import additive_mask
+
 IGNORE_INDEX = -100
 
 Row = list[int]  # example ids sharing one row
@@ -53,8 +55,9 @@ def pack_rows(ids: np.ndarray, lengths: np.ndarray, capacity: int) -> list[Row]:
     return [rows[r] for r in sorted(range(len(rows)), key=lambda r: (-fill[r], r))]
 
 
-def plan_step(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size: int, seq_len: int,
-              world_size: int) -> list[list[MicroBatch]]:
+def plan_step(
+    ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size: int, seq_len: int, world_size: int
+) -> list[list[MicroBatch]]:
     """Split one step's examples into `world_size` equally long lists of micro batches."""
     if mode == "pack":
         rows = pack_rows(ids, lengths, seq_len)
@@ -70,7 +73,7 @@ def plan_step(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size:
     sizes = [len(rows) // n_micro + (1 if k < len(rows) % n_micro else 0) for k in range(n_micro)]
     chunks, start = [], 0
     for size in sizes:
-        chunks.append(rows[start: start + size])
+        chunks.append(rows[start : start + size])
         start += size
     return [[chunks[m * world_size + rank] for m in range(per_process)] for rank in range(world_size)]
 
@@ -87,11 +90,18 @@ class CostModel:
     @classmethod
     def from_config(cls, config) -> CostModel:
         hidden = config.hidden_size
-        return cls(hidden, config.num_hidden_layers, getattr(config, "intermediate_size", None) or 4 * hidden,
-                   config.vocab_size)
+        return cls(
+            hidden,
+            config.num_hidden_layers,
+            getattr(config, "intermediate_size", None) or 4 * hidden,
+            config.vocab_size,
+        )
 
     def row(self, width: int) -> float:
-        per_token = self.layers * (4 * self.hidden**2 + 2 * self.hidden * self.intermediate) + self.hidden * self.vocab
+        per_token = (
+            self.layers * (4 * self.hidden**2 + 2 * self.hidden * self.intermediate)
+            + self.hidden * self.vocab
+        )
         return width * per_token + self.layers * 2 * width * width * self.hidden
 
     def plan(self, plan: list[list[MicroBatch]], lengths: np.ndarray) -> float:
@@ -103,9 +113,16 @@ class CostModel:
         return total
 
 
-def choose_plan(ids: np.ndarray, lengths: np.ndarray, mode: str, micro_batch_size: int, seq_len: int,
-                world_size: int, cost: CostModel | None = None, varlen: bool = False
-                ) -> tuple[str, list[list[MicroBatch]]]:
+def choose_plan(
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    mode: str,
+    micro_batch_size: int,
+    seq_len: int,
+    world_size: int,
+    cost: CostModel | None = None,
+    varlen: bool = False,
+) -> tuple[str, list[list[MicroBatch]]]:
     """The step's plan and the mode that made it; "auto" picks the cheaper of packing and grouping."""
     if mode != "auto":
         return mode, plan_step(ids, lengths, mode, micro_batch_size, seq_len, world_size)
@@ -142,8 +159,15 @@ class Batch:
     target_tokens: int  # positions that enter the loss
 
 
-def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of: int = 1,
-            padding_side: str = "right", flatten: bool = False) -> Batch:
+def collate(
+    micro: MicroBatch,
+    data,
+    pad_id: int,
+    mode: str,
+    pad_to_multiple_of: int = 1,
+    padding_side: str = "right",
+    flatten: bool = False,
+) -> Batch:
     """Tensors for one micro batch of `data` (a TokenizedSet).
 
     Packed rows carry `position_ids` and a 4D boolean block-diagonal causal mask (True: may attend);
@@ -165,7 +189,11 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
             pos_parts.append(np.arange(len(ids)))
             seq_parts.append(np.full(len(ids), k))
         if not ids_parts:  # a process with no work this step: one pad token, no loss
-            ids_parts, label_parts, pos_parts = [np.array([pad_id])], [np.array([IGNORE_INDEX])], [np.arange(1)]
+            ids_parts, label_parts, pos_parts = (
+                [np.array([pad_id])],
+                [np.array([IGNORE_INDEX])],
+                [np.arange(1)],
+            )
             seq_parts = [np.zeros(1, dtype=np.int64)]
         rows_ids.append(np.concatenate(ids_parts))
         rows_labels.append(np.concatenate(label_parts))
@@ -174,8 +202,11 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
     real = sum(len(r) for r in rows_ids) if micro else 0
     flatten = flatten and mode == "pack"  # padded one-example rows go to flash-attention as they are
     if flatten:
-        rows_ids, rows_labels, rows_pos = [np.concatenate(rows_ids)], [np.concatenate(rows_labels)], [
-            np.concatenate(rows_pos)]
+        rows_ids, rows_labels, rows_pos = (
+            [np.concatenate(rows_ids)],
+            [np.concatenate(rows_labels)],
+            [np.concatenate(rows_pos)],
+        )
         rows_seq = [np.zeros(len(rows_ids[0]), dtype=np.int64)]  # unused: no mask with flatten
     width = max(len(r) for r in rows_ids)
     width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
@@ -191,7 +222,7 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
         if padding_side != "left" and len(ids) < width:
             # Trailing padding gets positions from 0 like a sequence of its own (the flash varlen path
             # reads sequence starts from the position ids); causality hides it from the real tokens.
-            position_ids[r, len(ids):] = np.arange(width - len(ids))
+            position_ids[r, len(ids) :] = np.arange(width - len(ids))
     tensors = {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels)}
     if mode == "pack":
         tensors["position_ids"] = torch.from_numpy(position_ids)
@@ -205,14 +236,15 @@ def collate(micro: MicroBatch, data, pad_id: int, mode: str, pad_to_multiple_of:
     return Batch(tensors, real_tokens=real, positions=input_ids.size, target_tokens=target)
 
 
-def model_inputs(batch: Batch, device, attn_implementation: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def model_inputs(
+    batch: Batch, device, attn_implementation: str, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """Batch tensors on the device, without labels. Eager attention adds the mask to the scores, so a
     4D boolean mask becomes additive there (0 where allowed, the dtype's minimum elsewhere)."""
     inputs = {k: v.to(device) for k, v in batch.tensors.items() if k != "labels"}
     mask = inputs.get("attention_mask")
     if mask is not None and mask.dim() == 4 and attn_implementation == "eager":
-        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(
-            ~mask, torch.finfo(dtype).min)
+        inputs["attention_mask"] = additive_mask(mask, dtype)
     return inputs
 
 
@@ -220,5 +252,6 @@ def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum (not mean) of next-token cross-entropy over the labelled positions, in fp32."""
     shift_logits = logits[:, :-1, :].float().reshape(-1, logits.shape[-1])
     shift_labels = labels[:, 1:].reshape(-1)
-    return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX,
-                                             reduction="sum")
+    return torch.nn.functional.cross_entropy(
+        shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum"
+    )

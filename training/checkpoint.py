@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from jinstruct.atomic import TEMP_PREFIX, publish
+
 PREFIX = "step-"
 
 
@@ -37,9 +39,12 @@ def list_checkpoints(output: Path) -> list[Path]:
     root = checkpoint_dir(output)
     if not root.is_dir():
         return []
-    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
-            and (p / "trainer_state.json").is_file()]
-    return sorted(done, key=lambda p: int(p.name[len(PREFIX):]))
+    done = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith(PREFIX) and (p / "trainer_state.json").is_file()
+    ]
+    return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def newest_checkpoint(output: Path) -> Path | None:
@@ -49,7 +54,7 @@ def newest_checkpoint(output: Path) -> Path | None:
 
 def remove_partial(output: Path) -> list[Path]:
     root = checkpoint_dir(output)
-    stale = sorted(root.glob(".tmp-*")) if root.is_dir() else []
+    stale = sorted(root.glob(f"{TEMP_PREFIX}*")) if root.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
@@ -78,8 +83,10 @@ def save_rng_state(path: Path) -> None:
     version, internal, gauss = state["python"]
     name, keys, pos, has_gauss, cached = state["numpy"]
     tensors = {"torch": state["torch"], **{f"cuda_{i}": s for i, s in enumerate(state.get("cuda", []))}}
-    meta = {"python": json.dumps([version, list(internal), gauss]),
-            "numpy": json.dumps([name, keys.tolist(), int(pos), int(has_gauss), float(cached)])}
+    meta = {
+        "python": json.dumps([version, list(internal), gauss]),
+        "numpy": json.dumps([name, keys.tolist(), int(pos), int(has_gauss), float(cached)]),
+    }
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -95,9 +102,12 @@ def load_rng_state(path: Path) -> dict[str, Any]:
     except (KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: not an RNG state written by jinstruct ({err})") from None
     cuda = [tensors[f"cuda_{i}"] for i in range(sum(k.startswith("cuda_") for k in tensors))]
-    return {"python": (version, tuple(internal), gauss),
-            "numpy": (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
-            "torch": tensors["torch"], **({"cuda": cuda} if cuda else {})}
+    return {
+        "python": (version, tuple(internal), gauss),
+        "numpy": (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
+        "torch": tensors["torch"],
+        **({"cuda": cuda} if cuda else {}),
+    }
 
 
 def _deepspeed_globals() -> list:
@@ -137,12 +147,13 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save(accelerator, model, optimizer, scheduler, output: Path, step: int, state: dict[str, Any],
-         keep: int) -> Path:
+def save(
+    accelerator, model, optimizer, scheduler, output: Path, step: int, state: dict[str, Any], keep: int
+) -> Path:
     """Collective: every process calls it. Returns the final folder."""
     root = checkpoint_dir(output)
     final = root / f"{PREFIX}{step:06d}"
-    tmp = root / f".tmp-{PREFIX}{step:06d}"
+    tmp = root / f"{TEMP_PREFIX}{final.name}"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -152,15 +163,17 @@ def save(accelerator, model, optimizer, scheduler, output: Path, step: int, stat
         engine.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state", exclude_frozen_parameters=True)
     elif accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        torch.save({"trainable": trainable_state(unwrapped), "optimizer": optimizer.state_dict()}, tmp / "state.pt")
+        torch.save(
+            {"trainable": trainable_state(unwrapped), "optimizer": optimizer.state_dict()}, tmp / "state.pt"
+        )
     save_rng_state(tmp / f"rng_{accelerator.process_index}.safetensors")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8")
-        if final.exists():  # a re-run of the same step after resume
-            shutil.rmtree(final)
-        tmp.rename(final)
+        (tmp / "trainer_state.json").write_text(
+            json.dumps(state, indent=1, ensure_ascii=False), encoding="utf-8"
+        )
+        publish(tmp, final)  # replaces the folder of a re-run of the same step after resume
         for old in list_checkpoints(output)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -174,21 +187,32 @@ def load(accelerator, model, optimizer, scheduler, folder: Path) -> dict[str, An
         old = rng_file.with_suffix(".pt").exists()
         raise CheckpointError(
             f"{folder}: no RNG state for process {accelerator.process_index}; "
-            + ("this checkpoint was written by an older jinstruct as a pickle, which is never loaded (it could "
-               "run code); start the run again in a new --output folder" if old else
-               "resume with the same number of processes as the run that wrote it"))
+            + (
+                "this checkpoint was written by an older jinstruct as a pickle, which is never loaded (it could "
+                "run code); start the run again in a new --output folder"
+                if old
+                else "resume with the same number of processes as the run that wrote it"
+            )
+        )
     engine = getattr(accelerator, "deepspeed_engine_wrapped", None)
     if engine is not None:
         with weights_only_loads():
-            engine.engine.load_checkpoint(str(folder / "deepspeed"), tag="state", load_module_strict=False,
-                                          load_optimizer_states=True, load_lr_scheduler_states=False)
+            engine.engine.load_checkpoint(
+                str(folder / "deepspeed"),
+                tag="state",
+                load_module_strict=False,
+                load_optimizer_states=True,
+                load_lr_scheduler_states=False,
+            )
     else:
         saved = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
         params = dict(accelerator.unwrap_model(model).named_parameters())
         missing = set(saved["trainable"]) ^ {n for n, p in params.items() if p.requires_grad}
         if missing:
-            raise CheckpointError(f"{folder}: checkpoint weights do not match this model's trainable "
-                               f"parameters ({sorted(missing)[:4]} ...); was the LoRA config changed?")
+            raise CheckpointError(
+                f"{folder}: checkpoint weights do not match this model's trainable "
+                f"parameters ({sorted(missing)[:4]} ...); was the LoRA config changed?"
+            )
         with torch.no_grad():
             for name, value in saved["trainable"].items():
                 params[name].copy_(value)

@@ -7,17 +7,16 @@ overlay (`presets/paper-parity.yaml`) < YAML config file (`--config`) < command-
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from jinstruct.fields import coerce, field_types
 from jinstruct.names import did_you_mean
 
 
@@ -75,7 +74,9 @@ class TrainConfig:
     base_fp32: bool = False  # cast the frozen base to fp32 as the paper's code did (slow, parity only)
     deepspeed: str | None = None  # DeepSpeed JSON path or bundled name: zero2, zero2-offload, zero3
     gradient_checkpointing: bool = False
-    attn_implementation: str | None = None  # None: flash_attention_2 when installed on GPU, else transformers picks
+    attn_implementation: str | None = (
+        None  # None: flash_attention_2 when installed on GPU, else transformers picks
+    )
 
     # --- running
     eval_every: int = 1000  # optimizer steps between validation losses (paper: 1,000)
@@ -87,8 +88,6 @@ class TrainConfig:
     merge: bool = False  # also write the base model with the adapter merged into output/merged
     report_to: str = "none"  # none, tensorboard, wandb (when installed)
     progress: bool = True  # tqdm bar
-
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept in the resolved config
 
     def validate(self) -> None:
         def bad(name: str, why: str) -> None:
@@ -109,16 +108,28 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"{getattr(self, name)!r} is not one of {allowed}")
-        for name in ("seq_len", "global_batch_size", "micro_batch_size", "pad_to_multiple_of", "lora_r",
-                     "eval_every", "save_every", "keep_checkpoints", "log_every"):
+        for name in (
+            "seq_len",
+            "global_batch_size",
+            "micro_batch_size",
+            "pad_to_multiple_of",
+            "lora_r",
+            "eval_every",
+            "save_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("val_size", "warmup_steps"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if not self.max_grad_norm >= 0:  # also refuses NaN
-            bad("max_grad_norm", f"must be >= 0 (0 turns clipping off), got {self.max_grad_norm}; a negative "
-                "value would flip the sign of every gradient")
+            bad(
+                "max_grad_norm",
+                f"must be >= 0 (0 turns clipping off), got {self.max_grad_norm}; a negative "
+                "value would flip the sign of every gradient",
+            )
         if self.epochs <= 0 and self.max_steps is None:
             bad("epochs", "must be > 0 (or set max_steps)")
         for name in ("max_steps", "stop_at_step", "max_rows"):
@@ -139,8 +150,11 @@ def _resource(*parts: str):
 
 def available_presets() -> list[str]:
     folder = _resource("presets")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir()
-                  if p.name.endswith(".yaml") and p.name != "paper-parity.yaml")
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml") and p.name != "paper-parity.yaml"
+    )
 
 
 def _read_yaml_resource(name: str) -> dict[str, Any]:
@@ -166,8 +180,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-                         f"(UTF-8): {err}") from None
+        raise ValueError(
+            f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} (UTF-8): {err}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
     return data
@@ -188,47 +203,16 @@ def deepspeed_config_path(name_or_path: str) -> Path:
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
-    known = {f.name: f for f in fields(TrainConfig)}
+    known = {f.name for f in fields(TrainConfig)}
     for key, value in overrides.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise ValueError(f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
-                             f"known fields: {', '.join(sorted(known))}")
-        setattr(config, name, _coerce(known[name], value, source))
+            raise ValueError(
+                f"{source}: unknown config field {key!r}{did_you_mean(name, known)}; "
+                f"known fields: {', '.join(sorted(known))}"
+            )
+        setattr(config, name, coerce(TrainConfig, name, value, source))
     return config
-
-
-def _field_types(f: dataclasses.Field) -> tuple[type, ...]:
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
-    return tuple(a for a in args if a is not type(None))
-
-
-def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
-    if value is None:
-        return None
-    (kind, *_) = _field_types(f)
-    origin = typing.get_origin(kind)
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        return [str(v) for v in value]
-    if origin is dict:
-        return dict(value)
-    if kind is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{source}: field {f.name!r} expects true/false, got {value!r}")
-        return bool(value)
-    try:
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: field {f.name!r} expects {kind.__name__}, got {value!r}") from None
 
 
 # ---------------------------------------------------------------- command line
@@ -241,14 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", help=f"Table I preset: {', '.join(available_presets())}")
     parser.add_argument("--config", help="YAML (or JSON) file of config fields")
-    parser.add_argument("--paper-parity", action="store_true",
-                        help="the paper's code exactly: loss on the whole sequence, left padding to 8, "
-                             "no grouping, base cast to fp32 (presets/paper-parity.yaml)")
+    parser.add_argument(
+        "--paper-parity",
+        action="store_true",
+        help="the paper's code exactly: loss on the whole sequence, left padding to 8, "
+        "no grouping, base cast to fp32 (presets/paper-parity.yaml)",
+    )
     for f in fields(TrainConfig):
-        if f.name in ("preset", "extra"):
+        if f.name == "preset":
             continue
         flag = "--" + f.name.replace("_", "-")
-        (kind, *_) = _field_types(f)
+        (kind, *_) = field_types(TrainConfig, f.name)
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         elif typing.get_origin(kind) is list:
@@ -269,7 +256,9 @@ def config_from_args(argv: list[str]) -> TrainConfig:
         apply_overrides(config, paper_parity_overrides(), "paper-parity overlay")
     if args.config:
         apply_overrides(config, load_config_file(args.config), str(args.config))
-    flags = {k: v for k, v in vars(args).items() if k not in ("preset", "config", "paper_parity") and v is not None}
+    flags = {
+        k: v for k, v in vars(args).items() if k not in ("preset", "config", "paper_parity") and v is not None
+    }
     apply_overrides(config, flags, "command line")
     config.validate()
     return config

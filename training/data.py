@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jinstruct.atomic import atomic_write
 from jinstruct.prompts import instruction_prompt
 
 REQUIRED_FIELDS = ("instruction", "input", "output")
@@ -51,8 +52,10 @@ class DataReport:
     def lines(self) -> list[str]:
         out = [f"data {self.source}: {self.rows_read} rows read"]
         if self.bad_rows:
-            out.append(f"  skipped {self.bad_rows} invalid rows (--skip-bad-rows); first: "
-                       + "; ".join(self.bad_row_examples[:3]))
+            out.append(
+                f"  skipped {self.bad_rows} invalid rows (--skip-bad-rows); first: "
+                + "; ".join(self.bad_row_examples[:3])
+            )
         if self.translation_rows_dropped:
             cats = ", ".join(f"{k}: {v}" for k, v in sorted(self.translation_categories.items()))
             out.append(f"  dropped {self.translation_rows_dropped} translation rows ({cats})")
@@ -61,8 +64,10 @@ class DataReport:
         out.append(f"  split: {self.train_rows} train / {self.val_rows} validation")
         out.append(f"  {self.truncated} examples truncated at seq_len, EOS appended to {self.eos_added}")
         if self.no_response_tokens:
-            out.append(f"  dropped {self.no_response_tokens} examples whose prompt fills seq_len "
-                       "(no response token left to learn)")
+            out.append(
+                f"  dropped {self.no_response_tokens} examples whose prompt fills seq_len "
+                "(no response token left to learn)"
+            )
         return out
 
 
@@ -86,13 +91,17 @@ def _iter_local(path: Path) -> Iterator[tuple[str, Any]]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); "
-                            "a .json file must hold one list of {instruction, input, output} objects") from None
+            raise DataError(
+                f"{path}:{e.lineno}: not valid JSON ({e.msg}); "
+                "a .json file must hold one list of {instruction, input, output} objects"
+            ) from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of rows, got {type(data).__name__}; "
-                            "use a list or JSON lines (.jsonl)")
+            raise DataError(
+                f"{path}: expected a JSON list of rows, got {type(data).__name__}; "
+                "use a list or JSON lines (.jsonl)"
+            )
         for i, row in enumerate(data):
             yield f"{path} row {i} (0-based)", row
     elif suffix == ".parquet":
@@ -116,11 +125,15 @@ def check_source(source: str) -> None:
     """Fail fast (before a model is loaded) on a local data path that is not there."""
     path = Path(source)
     if path.is_dir():
-        raise DataError(f"{source}: is a folder; --data takes one .json, .jsonl or .parquet file of "
-                        f"{{instruction, input, output}} rows, or a hub id such as {HUB_DATASETS[1]}")
+        raise DataError(
+            f"{source}: is a folder; --data takes one .json, .jsonl or .parquet file of "
+            f"{{instruction, input, output}} rows, or a hub id such as {HUB_DATASETS[1]}"
+        )
     looks_local = path.suffix.lower() in LOCAL_SUFFIXES or source.startswith((".", "/", "~"))
     if looks_local and not path.is_file():
-        raise DataError(f"{source}: data file not found (a hub id looks like owner/name, e.g. {HUB_DATASETS[1]})")
+        raise DataError(
+            f"{source}: data file not found (a hub id looks like owner/name, e.g. {HUB_DATASETS[1]})"
+        )
 
 
 def iter_rows(source: str, revision: str | None = None) -> Iterator[tuple[str, Any]]:
@@ -152,8 +165,14 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-def load_rows(source: str, revision: str | None, skip_bad_rows: bool, drop_translation: bool,
-              translation_pattern: str, max_rows: int | None) -> tuple[list[dict[str, str]], DataReport]:
+def load_rows(
+    source: str,
+    revision: str | None,
+    skip_bad_rows: bool,
+    drop_translation: bool,
+    translation_pattern: str,
+    max_rows: int | None,
+) -> tuple[list[dict[str, str]], DataReport]:
     report = DataReport(source=source)
     pattern = re.compile(translation_pattern)
     rows: list[dict[str, str]] = []
@@ -165,8 +184,10 @@ def load_rows(source: str, revision: str | None, skip_bad_rows: bool, drop_trans
         if problem is not None:
             message = f"{where}: {problem}"
             if not skip_bad_rows:
-                raise DataError(f"{message}. Fix the row, or pass --skip-bad-rows to skip invalid rows "
-                                "(they are counted and reported).")
+                raise DataError(
+                    f"{message}. Fix the row, or pass --skip-bad-rows to skip invalid rows "
+                    "(they are counted and reported)."
+                )
             report.bad_rows += 1
             if len(report.bad_row_examples) < 10:
                 report.bad_row_examples.append(message)
@@ -180,8 +201,10 @@ def load_rows(source: str, revision: str | None, skip_bad_rows: bool, drop_trans
                     continue
         rows.append({name: row[name] for name in REQUIRED_FIELDS})
     if drop_translation and not saw_category:
-        raise DataError(f"{source}: --drop-translation needs a 'category' column and this data has none; "
-                        "use izumi-lab/llm-japanese-dataset-vanilla (translation already removed) or drop the flag")
+        raise DataError(
+            f"{source}: --drop-translation needs a 'category' column and this data has none; "
+            "use izumi-lab/llm-japanese-dataset-vanilla (translation already removed) or drop the flag"
+        )
     report.translation_rows_dropped = sum(dropped.values())
     report.translation_categories = dict(dropped)
     if max_rows is not None and len(rows) > max_rows:
@@ -197,8 +220,10 @@ def split_rows(rows: list[dict[str, str]], val_size: int, seed: int) -> tuple[li
     if val_size == 0:
         return rows, []
     if val_size >= len(rows):
-        raise DataError(f"--val-size {val_size} leaves no training rows out of {len(rows)}; "
-                        f"pass a smaller --val-size (e.g. {max(1, len(rows) // 10)}) or 0 for no validation")
+        raise DataError(
+            f"--val-size {val_size} leaves no training rows out of {len(rows)}; "
+            f"pass a smaller --val-size (e.g. {max(1, len(rows) // 10)}) or 0 for no validation"
+        )
     from datasets import Dataset
 
     dataset = Dataset.from_list(rows)
@@ -228,16 +253,15 @@ class TokenizedSet:
         return np.diff(self.offsets)
 
     def example(self, i: int) -> np.ndarray:
-        return self.tokens[self.offsets[i]: self.offsets[i + 1]]
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
     def target_tokens(self) -> np.ndarray:
         """Positions each example contributes to the loss (the first token is never predicted)."""
         return self.lengths - np.maximum(self.masked, 1)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, tokens=self.tokens, offsets=self.offsets, masked=self.masked)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            np.savez(tmp, tokens=self.tokens, offsets=self.offsets, masked=self.masked)
 
     @classmethod
     def load(cls, path: Path) -> TokenizedSet:
@@ -245,8 +269,16 @@ class TokenizedSet:
             return cls(tokens=f["tokens"], offsets=f["offsets"], masked=f["masked"])
 
 
-def tokenize_rows(rows: list[dict[str, str]], tokenizer, seq_len: int, language: str, loss_on: str,
-                  report: DataReport, batch_size: int = 1000, progress: bool = False) -> TokenizedSet:
+def tokenize_rows(
+    rows: list[dict[str, str]],
+    tokenizer,
+    seq_len: int,
+    language: str,
+    loss_on: str,
+    report: DataReport,
+    batch_size: int = 1000,
+    progress: bool = False,
+) -> TokenizedSet:
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token; the recipe appends EOS to each example")
@@ -259,10 +291,14 @@ def tokenize_rows(rows: list[dict[str, str]], tokenizer, seq_len: int, language:
 
         iterator = tqdm(iterator, desc="tokenizing", unit_scale=batch_size, unit="row")
     for start in iterator:
-        batch = rows[start: start + batch_size]
+        batch = rows[start : start + batch_size]
         prompts = [instruction_prompt(r["instruction"], r["input"], language=language) for r in batch]
-        full = tokenizer([p + r["output"] for p, r in zip(prompts, batch)], truncation=True,
-                         max_length=seq_len, padding=False)["input_ids"]
+        full = tokenizer(
+            [p + r["output"] for p, r in zip(prompts, batch)],
+            truncation=True,
+            max_length=seq_len,
+            padding=False,
+        )["input_ids"]
         if loss_on == "response":
             prompt_ids = tokenizer(prompts, truncation=True, max_length=seq_len, padding=False)["input_ids"]
         for j, ids in enumerate(full):
@@ -289,10 +325,24 @@ def cache_key(config, tokenizer) -> str:
     """Everything that changes the tokenized examples; the data file's size and mtime stand for its content."""
     path = Path(config.data)
     stamp = [path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else [config.data_revision]
-    parts = [config.data, stamp, config.seq_len, config.language, config.loss_on, config.val_size,
-             config.split_seed, config.max_rows, config.drop_translation, config.translation_pattern,
-             config.skip_bad_rows, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token_id,
-             instruction_prompt("{i}", "{x}", config.language), instruction_prompt("{i}", "", config.language)]
+    parts = [
+        config.data,
+        stamp,
+        config.seq_len,
+        config.language,
+        config.loss_on,
+        config.val_size,
+        config.split_seed,
+        config.max_rows,
+        config.drop_translation,
+        config.translation_pattern,
+        config.skip_bad_rows,
+        tokenizer.name_or_path,
+        len(tokenizer),
+        tokenizer.eos_token_id,
+        instruction_prompt("{i}", "{x}", config.language),
+        instruction_prompt("{i}", "", config.language),
+    ]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
@@ -313,18 +363,29 @@ def prepare_data(config, tokenizer, cache_dir: Path | None = None, progress: boo
             report = DataReport(**json.loads(report_file.read_text(encoding="utf-8")))
             val = TokenizedSet.load(files[1]) if files[1].exists() else None
             return PreparedData(TokenizedSet.load(files[0]), val, report)
-    rows, report = load_rows(config.data, config.data_revision, config.skip_bad_rows, config.drop_translation,
-                             config.translation_pattern, config.max_rows)
+    rows, report = load_rows(
+        config.data,
+        config.data_revision,
+        config.skip_bad_rows,
+        config.drop_translation,
+        config.translation_pattern,
+        config.max_rows,
+    )
     train_rows, val_rows = split_rows(rows, config.val_size, config.split_seed)
     report.train_rows, report.val_rows = len(train_rows), len(val_rows)
-    train = tokenize_rows(train_rows, tokenizer, config.seq_len, config.language, config.loss_on, report,
-                          progress=progress)
-    val = (tokenize_rows(val_rows, tokenizer, config.seq_len, config.language, config.loss_on, DataReport(""))
-           if val_rows else None)
+    train = tokenize_rows(
+        train_rows, tokenizer, config.seq_len, config.language, config.loss_on, report, progress=progress
+    )
+    val = (
+        tokenize_rows(val_rows, tokenizer, config.seq_len, config.language, config.loss_on, DataReport(""))
+        if val_rows
+        else None
+    )
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         train.save(files[0])
         if val is not None:
             val.save(files[1])
-        report_file.write_text(json.dumps(report.__dict__, ensure_ascii=False), encoding="utf-8")
+        with atomic_write(report_file) as tmp:  # written last: its presence marks a complete cache
+            tmp.write_text(json.dumps(report.__dict__, ensure_ascii=False), encoding="utf-8")
     return PreparedData(train, val, report)

@@ -35,8 +35,10 @@ def default_target_modules(model_type: str) -> list[str]:
 
     if model_type in peft_defaults:
         return list(peft_defaults[model_type])
-    raise ValueError(f"no default LoRA target modules for architecture {model_type!r}; "
-                     "pass --lora-target-modules NAME[,NAME...] (the attention projection layers' names)")
+    raise ValueError(
+        f"no default LoRA target modules for architecture {model_type!r}; "
+        "pass --lora-target-modules NAME[,NAME...] (the attention projection layers' names)"
+    )
 
 
 def check_targets(model, targets: list[str]) -> None:
@@ -48,8 +50,10 @@ def check_targets(model, targets: list[str]) -> None:
         from jinstruct.names import did_you_mean
 
         hints = "; ".join(f"{t!r}{did_you_mean(t, leaves)}" for t in missing)
-        raise ValueError(f"--lora-target-modules: no module of this {model.config.model_type} model is named {hints}; "
-                         f"module names here: {', '.join(sorted(leaves))}")
+        raise ValueError(
+            f"--lora-target-modules: no module of this {model.config.model_type} model is named {hints}; "
+            f"module names here: {', '.join(sorted(leaves))}"
+        )
 
 
 def add_lora(model, config):
@@ -57,6 +61,12 @@ def add_lora(model, config):
 
     targets = config.lora_target_modules or default_target_modules(model.config.model_type)
     check_targets(model, targets)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora), targets

@@ -19,8 +19,11 @@ class MetricsLog:
         if step == 0:  # a fresh run: nothing earlier to keep (and an --overwrite'd file need not be ours)
             self.path.write_text("", encoding="utf-8")
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:

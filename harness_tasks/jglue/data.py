@@ -84,10 +84,14 @@ def _check_row(row: Any, spec: JGLUEDataset, where: str) -> dict[str, Any]:
     row = dict(row)
     for field in (*spec.text_fields, "label"):
         if field not in row or row[field] is None:
-            raise JGLUEDataError(f"{where}: missing field {field!r}; each row needs {[*spec.text_fields, 'label']}")
+            raise JGLUEDataError(
+                f"{where}: missing field {field!r}; each row needs {[*spec.text_fields, 'label']}"
+            )
     for field in spec.text_fields:
         if not isinstance(row[field], str):
-            raise JGLUEDataError(f"{where}: field {field!r} must be a string, got {type(row[field]).__name__}")
+            raise JGLUEDataError(
+                f"{where}: field {field!r} must be a string, got {type(row[field]).__name__}"
+            )
     return {**row, "label": normalise_label(row["label"], spec, where)}
 
 
@@ -98,24 +102,32 @@ def read_json_lines(path: Path, spec: JGLUEDataset) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise JGLUEDataError(f"{path}, line {line}: not UTF-8 (byte {e.object[e.start]:#04x}); JGLUE files are UTF-8 "
-                             "JSON lines. Convert it, e.g. `iconv -f SHIFT_JIS -t UTF-8 FILE > FILE.utf8`, or use "
-                             "the original release from github.com/yahoojapan/JGLUE") from None
-    for lineno, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
+        raise JGLUEDataError(
+            f"{path}, line {line}: not UTF-8 (byte {e.object[e.start]:#04x}); JGLUE files are UTF-8 "
+            "JSON lines. Convert it, e.g. `iconv -f SHIFT_JIS -t UTF-8 FILE > FILE.utf8`, or use "
+            "the original release from github.com/yahoojapan/JGLUE"
+        ) from None
+    for lineno, line in enumerate(
+        text.split("\n"), start=1
+    ):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         where = f"{path}, line {lineno}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise JGLUEDataError(f"{where}: not valid JSON ({e.msg}); each line must be one JSON object") from e
+            raise JGLUEDataError(
+                f"{where}: not valid JSON ({e.msg}); each line must be one JSON object"
+            ) from e
         rows.append(_check_row(row, spec, where))
     if not rows:
         raise JGLUEDataError(f"{path}: no rows; expected one JSON object per line")
     return rows
 
 
-def find_local_release(data_dir: Path, spec: JGLUEDataset, prefer_version: str) -> tuple[str, dict[str, Path]]:
+def find_local_release(
+    data_dir: Path, spec: JGLUEDataset, prefer_version: str
+) -> tuple[str, dict[str, Path]]:
     """The release folder to read under a JGLUE copy: `prefer_version` if complete, else the newest."""
     root = data_dir / "datasets" if (data_dir / "datasets").is_dir() else data_dir
     if not root.is_dir():
@@ -142,7 +154,9 @@ def find_local_release(data_dir: Path, spec: JGLUEDataset, prefer_version: str) 
 
 
 def _load_local_files(files: dict[str, Path], spec: JGLUEDataset) -> datasets.DatasetDict:
-    return datasets.DatasetDict({split: datasets.Dataset.from_list(read_json_lines(path, spec)) for split, path in files.items()})
+    return datasets.DatasetDict(
+        {split: datasets.Dataset.from_list(read_json_lines(path, spec)) for split, path in files.items()}
+    )
 
 
 def _load_hub(spec: JGLUEDataset, repo: str, revision: str | None) -> datasets.DatasetDict:
@@ -171,7 +185,9 @@ def load_jglue(
     if train_file or validation_file:
         if not (train_file and validation_file):
             if not (data_dir or os.environ.get("JGLUE_DIR")):
-                raise JGLUEDataError("give both train_file and validation_file, or a data_dir for the missing one")
+                raise JGLUEDataError(
+                    "give both train_file and validation_file, or a data_dir for the missing one"
+                )
             _, found = find_local_release(Path(data_dir or os.environ["JGLUE_DIR"]), spec, prefer_version)
             train_file = train_file or found["train"]
             validation_file = validation_file or found["validation"]
@@ -200,14 +216,17 @@ def load_jglue(
         except JGLUEDataError:
             raise
         except Exception as e:  # unreachable hub, missing config: try the next source
-            tried.append(f"  - hub {repo} (config {spec.hf_config}{', revision ' + revision if revision else ''}): "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            tried.append(
+                f"  - hub {repo} (config {spec.hf_config}{', revision ' + revision if revision else ''}): "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            )
             continue
-        return LoadedJGLUE(dataset, {"source": "hub", "repo": repo, "revision": revision or "main",
-                                     "config": spec.hf_config})
+        return LoadedJGLUE(
+            dataset, {"source": "hub", "repo": repo, "revision": revision or "main", "config": spec.hf_config}
+        )
     raise JGLUEDataError(
         f"could not load {spec.hf_config} from any source. Tried:\n" + "\n".join(tried) + "\n"
         "To score offline, point at a local copy in the JGLUE GitHub layout "
         f"(datasets/{spec.local_name}-v1.1/train-v1.1.json, valid-v1.1.json): "
-        "lm_eval ... --metadata '{\"data_dir\": \"/path/to/JGLUE\"}' or export JGLUE_DIR=/path/to/JGLUE"
+        'lm_eval ... --metadata \'{"data_dir": "/path/to/JGLUE"}\' or export JGLUE_DIR=/path/to/JGLUE'
     )

@@ -57,8 +57,10 @@ def replay_shots(
     counts = stratified_counts([len(g) for g in groups], k) if stratified else []
     short = [f"{n} from a label group of {len(g)}" for g, n in zip(groups, counts) if n > len(g)]
     if k > len(pool) or short:
-        raise FewShotPoolError(f"{k} shots need at least {k} examples in the few-shot pool, which holds {len(pool)}"
-                               + (f" (stratified draw: {', '.join(short)})" if short else ""))
+        raise FewShotPoolError(
+            f"{k} shots need at least {k} examples in the few-shot pool, which holds {len(pool)}"
+            + (f" (stratified draw: {', '.join(short)})" if short else "")
+        )
     shots: list[list[int]] = [[] for _ in range(n_eval)]
     for doc in order:
         if k == 0:
@@ -89,8 +91,14 @@ class ReferenceReplaySampler(ContextSampler):
         self.eval_doc_index: int | None = None
         self._replays: dict[int, list[list[int]]] = {}
 
-    def configure(self, n_eval: int, pool_targets: Sequence[Any], stratified: bool, task: str = "?",
-                  pool_name: str = "train") -> None:
+    def configure(
+        self,
+        n_eval: int,
+        pool_targets: Sequence[Any],
+        stratified: bool,
+        task: str = "?",
+        pool_name: str = "train",
+    ) -> None:
         self.n_eval, self.pool_targets, self.stratified = n_eval, list(pool_targets), stratified
         self.task, self.pool_name = task, pool_name
         self._replays.clear()
@@ -105,7 +113,8 @@ class ReferenceReplaySampler(ContextSampler):
                 raise FewShotPoolError(
                     f"task {self.task}: --num_fewshot {k} is too many: {err} (the {self.pool_name!r} split). "
                     f"Lower --num_fewshot to at most {len(self.pool_targets)}, or give a larger train file "
-                    "(metadata train_file / data_dir)") from None
+                    "(metadata train_file / data_dir)"
+                ) from None
         return self._replays[k][doc_index]
 
     def sample(self, n: int, eval_doc=None, df=None, **kwargs) -> list[dict[str, Any]]:

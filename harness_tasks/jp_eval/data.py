@@ -82,6 +82,16 @@ def _file(path: Any, what: str) -> Path:
     return p
 
 
+def _split_files(meta: Mapping[str, Any], family: str, splits: tuple[str, str]) -> dict[str, Path] | None:
+    """The split files given as `<family>_<split>_file` metadata: both or neither; None when neither."""
+    keys = {split: f"{family}_{split}_file" for split in splits}
+    if not any(meta.get(k) for k in keys.values()):
+        return None
+    if not all(meta.get(k) for k in keys.values()):
+        raise JPEvalDataError(f"give both {' and '.join(keys.values())}")
+    return {split: _file(meta[k], k) for split, k in keys.items()}
+
+
 # --- JSQuAD -----------------------------------------------------------------------------------------
 
 
@@ -128,14 +138,8 @@ def read_squad_json(path: Path) -> list[dict[str, Any]]:
 
 
 def load_jsquad(meta: Mapping[str, Any]) -> Loaded:
-    train_file, valid_file = meta.get("jsquad_train_file"), meta.get("jsquad_validation_file")
-    if train_file or valid_file:
-        if not (train_file and valid_file):
-            raise JPEvalDataError("give both jsquad_train_file and jsquad_validation_file")
-        files = {
-            "train": _file(train_file, "jsquad_train_file"),
-            "validation": _file(valid_file, "jsquad_validation_file"),
-        }
+    files = _split_files(meta, "jsquad", ("train", "validation"))
+    if files is not None:
         return Loaded(
             {s: read_squad_json(p) for s, p in files.items()},
             {"source": "local files", **{f"{s}_file": str(p) for s, p in files.items()}},
@@ -307,15 +311,9 @@ def read_jaqket_json(path: Path, num_contexts: int) -> tuple[list[dict[str, Any]
 
 
 def load_jaqket(meta: Mapping[str, Any], num_contexts: int) -> Loaded:
-    files: dict[str, Path] | None = None
     origin = ""
-    if meta.get("jaqket_train_file") or meta.get("jaqket_validation_file"):
-        if not (meta.get("jaqket_train_file") and meta.get("jaqket_validation_file")):
-            raise JPEvalDataError("give both jaqket_train_file and jaqket_validation_file")
-        files = {
-            "train": _file(meta["jaqket_train_file"], "jaqket_train_file"),
-            "validation": _file(meta["jaqket_validation_file"], "jaqket_validation_file"),
-        }
+    files = _split_files(meta, "jaqket", ("train", "validation"))
+    if files is not None:
         origin = "local files"
     elif meta.get("jaqket_dir"):
         folder = Path(meta["jaqket_dir"])
@@ -374,15 +372,8 @@ def summary_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def load_xlsum(meta: Mapping[str, Any]) -> Loaded:
-    files: dict[str, Path] | None = None
-    if meta.get("xlsum_train_file") or meta.get("xlsum_test_file"):
-        if not (meta.get("xlsum_train_file") and meta.get("xlsum_test_file")):
-            raise JPEvalDataError("give both xlsum_train_file and xlsum_test_file")
-        files = {
-            "train": _file(meta["xlsum_train_file"], "xlsum_train_file"),
-            "test": _file(meta["xlsum_test_file"], "xlsum_test_file"),
-        }
-    elif meta.get("xlsum_dir"):
+    files = _split_files(meta, "xlsum", ("train", "test"))
+    if files is None and meta.get("xlsum_dir"):
         folder = Path(meta["xlsum_dir"])
         folder = folder / "data" if (folder / "data" / "test.csv").is_file() else folder
         files = {s: _file(folder / f"{s}.csv", "xlsum_dir file") for s in ("train", "test")}

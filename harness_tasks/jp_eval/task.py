@@ -47,16 +47,11 @@ class PromptTooLongError(ValueError):
 def load_task_tokenizer(meta: dict[str, Any]) -> ModelTokenizer:
     """The model's tokenizer from the merged model args (as vqa_ppl); `jp_eval_tokenizer` /
     `jp_eval_max_length` override the name and the maximum length."""
-    name = meta.get("jp_eval_tokenizer") or meta.get("tokenizer") or meta.get("pretrained")
-    if not isinstance(name, str) or not name:
-        raise ValueError(
-            "the JP Eval generation tasks count tokens with the model's own tokenizer (generation limits, "
-            "over-length shot reduction) but found no tokenizer name. lm-eval passes --model_args "
-            "(pretrained=..., tokenizer=...) to tasks as metadata; when it was given a model object instead, "
-            'pass --metadata \'{"jp_eval_tokenizer": "<hub id or folder>", "jp_eval_max_length": 2048}\'.'
-        )
     return load_model_tokenizer(
-        {**meta, "vqa_tokenizer": name, "vqa_max_length": meta.get("jp_eval_max_length")}
+        meta,
+        prefix="jp_eval",
+        purpose="the JP Eval generation tasks count tokens with the model's own tokenizer (generation "
+        "limits, over-length shot reduction)",
     )
 
 

@@ -68,18 +68,23 @@ class ModelTokenizer:
         return self.tokenizer.eos_token_id
 
 
-def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
+def load_model_tokenizer(
+    metadata: dict[str, Any],
+    prefix: str = "vqa",
+    purpose: str = "vqa_ppl counts tokens with the model's own tokenizer",
+) -> ModelTokenizer:
     """Load the tokenizer named in the model args (lm-eval merges `--model_args` into task metadata).
 
-    `vqa_tokenizer` overrides it (needed when lm-eval was given a model object, not model args);
-    `vqa_max_length` overrides the maximum length (else `max_length`, else the model config, as lm-eval).
+    `<prefix>_tokenizer` overrides it (needed when lm-eval was given a model object, not model args);
+    `<prefix>_max_length` overrides the maximum length (else `max_length`, else the model config, as
+    lm-eval). `purpose` says in the error why the task needs the tokenizer.
     """
-    name = metadata.get("vqa_tokenizer") or metadata.get("tokenizer") or metadata.get("pretrained")
+    name = metadata.get(f"{prefix}_tokenizer") or metadata.get("tokenizer") or metadata.get("pretrained")
     if not isinstance(name, str) or not name:
         raise ValueError(
-            "vqa_ppl counts tokens with the model's own tokenizer but found no tokenizer name. lm-eval "
-            "passes --model_args (pretrained=..., tokenizer=...) to tasks as metadata; when it was given "
-            'a model object instead, pass --metadata \'{"vqa_tokenizer": "<hub id or folder>"}\'.'
+            f"{purpose} but found no tokenizer name. lm-eval passes --model_args (pretrained=..., "
+            "tokenizer=...) to tasks as metadata; when it was given a model object instead, pass "
+            f'--metadata \'{{"{prefix}_tokenizer": "<hub id or folder>", "{prefix}_max_length": 2048}}\'.'
         )
     add_bos = metadata.get("add_bos_token")
     kwargs = dict(
@@ -90,7 +95,7 @@ def load_model_tokenizer(metadata: dict[str, Any]) -> ModelTokenizer:
         subfolder=str(metadata.get("subfolder") or ""),
     )
     tokenizer = _auto_tokenizer(name, tuple(sorted(kwargs.items())))
-    max_length = metadata.get("vqa_max_length") or metadata.get("max_length")
+    max_length = metadata.get(f"{prefix}_max_length") or metadata.get("max_length")
     if not max_length:
         max_length = _model_max_length(
             str(metadata.get("pretrained") or name),
@@ -209,7 +214,8 @@ def plan_requests(
     chunk_size: int = 8192,
     cache: _PromptCache | None = None,
 ) -> list[RequestPlan | None]:
-    """A plan per example; `None` for an over-length example under policy "skip".
+    """A plan per example; `None` for an over-length example under policy "skip" (one of
+    OVERLENGTH_POLICIES, checked where the task reads it from the metadata).
 
     Over-length means lm-eval would have to truncate: the model input W[:-1] is longer than
     `mt.max_length`. "truncate" drops characters from the start of the prompt until it fits (never
@@ -219,8 +225,6 @@ def plan_requests(
     """
     from tqdm.auto import tqdm
 
-    if policy not in OVERLENGTH_POLICIES:
-        raise ValueError(f"vqa_overlength must be one of {OVERLENGTH_POLICIES}, got {policy!r}.")
     rows = list(range(len(prompts))) if rows is None else rows
     eos = mt.eos_token
     cache = cache or _PromptCache(mt)

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import random
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
+
+from jinstruct.atomic import atomic_write
 
 VQA_URL = "https://github.com/yahoojapan/ja-vg-vqa/raw/master/question_answers.json.zip"
 MEMBER = "question_answers.json"
@@ -108,17 +109,14 @@ def download(url: str, dest: Path, expected_sha256: str | None = None) -> Path:
     """Download `url` to `dest` atomically: nothing exists at `dest` unless the whole file checked out."""
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
-    tmp = Path(tmp_name)
-    try:
+    fix = (
+        "Nothing was cached; rerun to retry, or download the file yourself and pass "
+        '--metadata \'{"vqa_path": "/path/to/question_answers.json.zip"}\' (or set JA_VG_VQA).'
+    )
+    with atomic_write(dest) as tmp:
         h = hashlib.sha256()
         received = 0
-        fix = (
-            "Nothing was cached; rerun to retry, or download the file yourself and pass "
-            '--metadata \'{"vqa_path": "/path/to/question_answers.json.zip"}\' (or set JA_VG_VQA).'
-        )
-        with os.fdopen(fd, "wb") as out:
+        with tmp.open("wb") as out:
             try:
                 stream, expected = fetch(url)
                 with stream, tqdm(total=expected, unit="B", unit_scale=True, desc="ja-vg-vqa") as bar:
@@ -139,10 +137,6 @@ def download(url: str, dest: Path, expected_sha256: str | None = None) -> Path:
             raise VqaDataError(
                 f"download of {url} has sha256 {h.hexdigest()}, expected {expected_sha256}. {fix}"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -1,9 +1,9 @@
-"""The vqa_ppl task: dataset construction from task metadata, requests per doc, per-doc results.
+"""The vqa_ppl task class: dataset construction from task metadata, requests per doc, per-doc records.
 
-lm-eval calls `build_dataset(**metadata)` (the YAML's `custom_dataset`) with `--model_args` and
-`--metadata` merged, so the task sees the model's tokenizer name. Each doc carries its request
-strings and the counts of its scored text; run-level facts (data source, sample, policy, how tokens
-were counted) live in `RUNS`, keyed by the `run` field every doc carries, for the report metrics.
+lm-eval gives the task its metadata with `--model_args` and `--metadata` merged, so the task sees the
+model's tokenizer name. Each doc carries its request strings and the counts of its scored text; the
+run-level facts (data source, sample, policy, how tokens were counted) stay with the task, and every
+record it emits points to them, for the report metrics (metrics.py).
 """
 
 from __future__ import annotations
@@ -16,50 +16,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from lm_eval.api.task import ConfigurableTask
+
 from jinstruct.prompts import vqa_prompt
 
 from .counting import OVERLENGTH_POLICIES, count_words, load_model_tokenizer, plan_requests, prompt_cache
 from .data import DEFAULT_SAMPLE_SEED, VQA_URL, count_pairs, iter_pairs, resolve_source, sample_rows
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    language: str
-    data_origin: str
-    data_path: str
-    data_sha256: str
-    n_pairs_in_file: int
-    sample: int | None
-    sample_seed: int
-    n_selected: int
-    n_over_length: int  # among the selected pairs
-    n_skipped: int  # over-length pairs left out (policy "skip")
-    n_empty_answers: int  # scored pairs whose answer is empty: their figure is the EOS token's alone
-    overlength_policy: str
-    tokenizer: str
-    pair_encoding: str
-    add_bos_token: bool | None
-    max_length: int
-    eos_token: str
-
-    def counting(self) -> str:
-        return (
-            f"tokenizer={self.tokenizer} add_bos_token={self.add_bos_token}; tokens as lm-eval's HF model "
-            f"encodes (backend pair encoding: {self.pair_encoding}), prompt masked by len(tok(prompt)) as the paper; scored text answer+EOS "
-            f"({self.eos_token}), EOS NLL in every figure; units: tokens incl. EOS, answer chars, UTF-8 "
-            f"bytes, fugashi+unidic-lite words; over-length (input > {self.max_length}): {self.overlength_policy}"
-        )
-
-    def data(self) -> str:
-        sample = "all" if self.sample is None else f"{self.sample} (seed {self.sample_seed})"
-        return (
-            f"{self.data_origin}: {self.data_path} sha256={self.data_sha256[:16]}; "
-            f"pairs in file {self.n_pairs_in_file}; sample {sample}; selected {self.n_selected}; "
-            f"over-length {self.n_over_length}; skipped {self.n_skipped}; empty answers {self.n_empty_answers}"
-        )
-
-
-RUNS: dict[str, RunInfo] = {}
+from .metrics import METRIC_NAMES, RunInfo, VqaRecord
 
 
 def _int_or_none(value: Any, name: str) -> int | None:
@@ -71,8 +34,50 @@ def _int_or_none(value: Any, name: str) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}.") from None
 
 
+@dataclass
+class DocRecord:
+    """process_results of a vqa_ppl task: the doc's record, pointing to the facts of the task's run.
+    Its repr is what the results JSON records."""
+
+    run: RunInfo | None = None
+
+    def __call__(self, doc: dict, results: list[tuple[float, bool]]) -> dict[str, VqaRecord]:
+        (ll_full, _), (ll_rest, _) = results[0], results[1]
+        record = VqaRecord(
+            self.run,
+            ll_rest - ll_full,  # NLL of answer + EOS
+            doc["n_tokens"],
+            doc["n_chars"],
+            doc["n_bytes"],
+            doc["n_words"],
+            bool(doc["truncated"]),
+            bool(doc["exact"]),
+        )
+        return dict.fromkeys(METRIC_NAMES, record)
+
+    def __repr__(self) -> str:
+        return "vqa_ppl record per doc: " + ", ".join(VqaRecord._fields)
+
+
+class VqaTask(ConfigurableTask):
+    """vqa_ppl / vqa_ppl_en (metadata.language picks the prompt): the docs come from build_dataset;
+    the run's facts stay with the task, for the report metrics."""
+
+    def __init__(self, config: dict[str, Any], **kwargs: Any) -> None:
+        config = dict(config)
+        config.pop("class", None)
+        self.records = DocRecord()
+        config["process_results"] = self.records
+        super().__init__(config=config, **kwargs)
+
+    def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        meta = dict(self.config.metadata or {})
+        self.dataset, self.records.run = build_dataset(str(meta.pop("language", "ja")), **meta)
+
+
 def build_dataset(language: str, /, **metadata: Any):
-    """The `custom_dataset` for vqa_ppl / vqa_ppl_en: a DatasetDict with one "test" split.
+    """The docs of vqa_ppl / vqa_ppl_en and the facts of their run: (a DatasetDict with one "test"
+    split, RunInfo).
 
     Metadata read: vqa_path, vqa_cache_dir, vqa_url, vqa_sha256, vqa_sample, vqa_seed,
     vqa_overlength ("truncate" | "skip" | "error"), vqa_tokenizer, vqa_max_length, plus the model
@@ -137,10 +142,13 @@ def build_dataset(language: str, /, **metadata: Any):
     # Counted in Arrow, without materialising 793k answers as Python strings.
     n_empty = pc.sum(pc.equal(pc.utf8_trim_whitespace(ds.data.column("answer")), "")).as_py() or 0
     if n_empty == len(ds):
-        raise ValueError(f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
-                         "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers.")
+        raise ValueError(
+            f"{source.path}: every one of the {n_empty} VQA pairs to score has an empty answer, so "
+            "the perplexity would be of the EOS token alone. Fix: point vqa_path at a file with answers."
+        )
 
-    RUNS[key] = RunInfo(
+    run = RunInfo(
+        key=key,
         language=language,
         data_origin=source.origin,
         data_path=str(source.path),
@@ -159,7 +167,7 @@ def build_dataset(language: str, /, **metadata: Any):
         max_length=mt.max_length,
         eos_token=mt.eos_token,
     )
-    return datasets.DatasetDict({"test": ds})
+    return datasets.DatasetDict({"test": ds}), run
 
 
 # The metadata keys load_model_tokenizer reads (the generator reloads the same cached tokenizer).
@@ -236,20 +244,3 @@ def doc_to_text(doc: dict) -> str:
 def doc_to_choice(doc: dict) -> list[str]:
     # Request A scores rest+answer+EOS, request B scores rest alone; A - B is the answer+EOS NLL.
     return [doc["rest"] + doc["target"], doc["rest"]]
-
-
-def process_results(doc: dict, results: list[tuple[float, bool]]) -> dict[str, tuple]:
-    (ll_full, _), (ll_rest, _) = results[0], results[1]
-    record = (
-        doc["run"],
-        ll_rest - ll_full,  # NLL of answer + EOS
-        doc["n_tokens"],
-        doc["n_chars"],
-        doc["n_bytes"],
-        doc["n_words"],
-        bool(doc["truncated"]),
-        bool(doc["exact"]),
-    )
-    from .metrics import METRIC_NAMES
-
-    return dict.fromkeys(METRIC_NAMES, record)

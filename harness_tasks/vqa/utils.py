@@ -14,12 +14,4 @@ from jinstruct.harness_tasks.vqa.metrics import (  # noqa: F401
     ppl_token,
     ppl_word,
 )
-from jinstruct.harness_tasks.vqa.task import build_dataset, doc_to_choice, doc_to_text, process_results  # noqa: F401
-
-
-def dataset_ja(**metadata):
-    return build_dataset("ja", **metadata)
-
-
-def dataset_en(**metadata):
-    return build_dataset("en", **metadata)
+from jinstruct.harness_tasks.vqa.task import VqaTask, doc_to_choice, doc_to_text  # noqa: F401

@@ -18,7 +18,7 @@ from jinstruct.leaderboard.store import Store, gather
 from jinstruct.leaderboard.table import REFERENCE_FILE, Leaderboard, build
 from jinstruct.names import check_keys
 
-__all__ = ["ConfigError", "Leaderboard", "build_leaderboard", "main", "run_leaderboard"]
+__all__ = ["ConfigError", "Leaderboard", "main", "run_leaderboard"]
 
 
 def run_leaderboard(
@@ -51,17 +51,17 @@ def run_leaderboard(
 
         report = run(cfg, suite, store, force=force, bootstrap_iters=bootstrap_iters, only=only, shard=shard)
         where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        print(f"leaderboard: scored {len(report.scored)} runs, skipped {len(report.skipped)} already on disk{where}")
+        print(
+            f"leaderboard: scored {len(report.scored)} runs, skipped {len(report.skipped)} already on disk{where}"
+        )
     if shard:
-        print(f"leaderboard: shard {shard[0]}/{shard[1]} done; once every shard is, write the table with "
-              f"`jinstruct leaderboard --render-only --out {out_dir}`")
+        print(
+            f"leaderboard: shard {shard[0]}/{shard[1]} done; once every shard is, write the table with "
+            f"`jinstruct leaderboard --render-only --out {out_dir}`"
+        )
         return None, {}
     lb = build(store.records(), suite, cfg, reference)
     return lb, write_all(lb, out_dir, banner)
-
-
-def build_leaderboard(out_dir: Path, suite: Suite, cfg: RunConfig | None = None) -> Leaderboard:
-    return build(Store(out_dir).records(), suite, cfg)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,23 +70,44 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Example: jinstruct leaderboard --models models.yaml   (see README, Leaderboard, for the file format)",
     )
-    p.add_argument("--models", type=Path, help="YAML file listing the models (base model, adapter, prompt version, ...)")
+    p.add_argument(
+        "--models", type=Path, help="YAML file listing the models (base model, adapter, prompt version, ...)"
+    )
     p.add_argument("--suite", default=None, help="built-in suite name (default: paper) or a suite YAML file")
-    p.add_argument("--gather", type=Path, nargs="+", metavar="PATH",
-                   help="lm-eval result JSONs (files or folders) to include; with no --models, only gathers")
+    p.add_argument(
+        "--gather",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="lm-eval result JSONs (files or folders) to include; with no --models, only gathers",
+    )
     p.add_argument("--out", type=Path, help="output folder (default: results/<suite>)")
     p.add_argument("--limit", type=int, help="score only the first N documents of each task (quick checks)")
-    p.add_argument("--metadata", type=json.loads, default=None,
-                   help='task metadata as JSON, e.g. \'{"data_dir": "/data/JGLUE", "vqa_path": "/data/qa.json"}\'')
+    p.add_argument(
+        "--metadata",
+        type=json.loads,
+        default=None,
+        help='task metadata as JSON, e.g. \'{"data_dir": "/data/JGLUE", "vqa_path": "/data/qa.json"}\'',
+    )
     p.add_argument("--only", nargs="+", metavar="NAME", help="score only these models (the table shows all)")
     p.add_argument("--force", action="store_true", help="re-score results that are already on disk")
-    p.add_argument("--render-only", action="store_true", help="write the outputs from what is on disk; score nothing")
-    p.add_argument("--shard", metavar="K/N",
-                   help="score only every N-th (model, task, shots) unit, starting at unit K (0..N-1), and render "
-                        "nothing: one job of an array; then --render-only (README: Slurm array)")
-    p.add_argument("--bootstrap-iters", type=int, default=1000, help="lm-eval bootstrap iterations for stderr")
-    p.add_argument("--reference", default=str(REFERENCE_FILE),
-                   help="published figures to show as reference rows ('none' to leave them out)")
+    p.add_argument(
+        "--render-only", action="store_true", help="write the outputs from what is on disk; score nothing"
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="score only every N-th (model, task, shots) unit, starting at unit K (0..N-1), and render "
+        "nothing: one job of an array; then --render-only (README: Slurm array)",
+    )
+    p.add_argument(
+        "--bootstrap-iters", type=int, default=1000, help="lm-eval bootstrap iterations for stderr"
+    )
+    p.add_argument(
+        "--reference",
+        default=str(REFERENCE_FILE),
+        help="published figures to show as reference rows ('none' to leave them out)",
+    )
     return p
 
 
@@ -94,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.models and not args.gather and not args.render_only:
         _parser().print_usage(sys.stderr)
-        print("jinstruct leaderboard: give --models FILE to score, --gather PATH to collect existing results, "
-              "or --render-only", file=sys.stderr)
+        print(
+            "jinstruct leaderboard: give --models FILE to score, --gather PATH to collect existing results, "
+            "or --render-only",
+            file=sys.stderr,
+        )
         return 2
     try:
         cfg = load_models(args.models) if args.models else None
@@ -123,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from jinstruct.leaderboard.runner import parse_shard
 
         if args.render_only or not cfg:
-            print("jinstruct leaderboard: --shard scores a part of --models; it does not go with --render-only",
-                  file=sys.stderr)
+            print(
+                "jinstruct leaderboard: --shard scores a part of --models; it does not go with --render-only",
+                file=sys.stderr,
+            )
             return 2
         try:
             shard = parse_shard(args.shard)
@@ -134,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     reference = None if str(args.reference).lower() == "none" else Path(args.reference)
     try:
         lb, paths = run_leaderboard(
-            cfg, suite, out_dir,
+            cfg,
+            suite,
+            out_dir,
             score=not args.render_only,
             gather_from=args.gather,
             force=args.force,

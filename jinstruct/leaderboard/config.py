@@ -10,24 +10,42 @@ from typing import Any
 
 import yaml
 
+from jinstruct.fields import coerce_fields
 from jinstruct.names import check_keys, did_you_mean
 
-_MODEL_FIELDS = {
-    "name", "base_model", "adapter", "prompt_version", "vqa_language", "dtype", "batch_size",
-    "backend", "model_args", "base", "train_seq_len", "label",
-}
 _TOP_FIELDS = {"models", "metadata", "limit", "suite"}
 # Task metadata our tasks read (harness_tasks/): a misspelt key would silently fall back to a default.
 METADATA_KEYS = {
-    "data_dir", "train_file", "validation_file", "jglue_version",
-    "vqa_path", "vqa_cache_dir", "vqa_url", "vqa_sha256", "vqa_sample", "vqa_seed", "vqa_overlength",
-    "vqa_tokenizer", "vqa_max_length", "xwinograd_path",
-    "mgsm_dir", "jsquad_train_file", "jsquad_validation_file", "jaqket_dir", "jaqket_train_file",
-    "jaqket_validation_file", "jaqket_num_contexts", "xlsum_dir", "xlsum_train_file", "xlsum_test_file",
-    "jp_eval_tokenizer", "jp_eval_max_length", "dynamic_max_length", "max_gen_toks",
+    "data_dir",
+    "train_file",
+    "validation_file",
+    "jglue_version",
+    "vqa_path",
+    "vqa_cache_dir",
+    "vqa_url",
+    "vqa_sha256",
+    "vqa_sample",
+    "vqa_seed",
+    "vqa_overlength",
+    "vqa_tokenizer",
+    "vqa_max_length",
+    "xwinograd_path",
+    "mgsm_dir",
+    "jsquad_train_file",
+    "jsquad_validation_file",
+    "jaqket_dir",
+    "jaqket_train_file",
+    "jaqket_validation_file",
+    "jaqket_num_contexts",
+    "xlsum_dir",
+    "xlsum_train_file",
+    "xlsum_test_file",
+    "jp_eval_tokenizer",
+    "jp_eval_max_length",
+    "dynamic_max_length",
+    "max_gen_toks",
 }
-_SUITE_FIELDS = {"name", "title", "columns", "extra"}
-_COLUMN_FIELDS = {"family", "task", "title", "shots", "metric", "scale", "lower_is_better", "decimals", "average"}
+_SUITE_FIELDS = {"name", "title", "columns", "extra", "caption", "extra_caption"}
 # A suite's name becomes a folder under results/: one path component, no "..".
 _SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -100,6 +118,9 @@ class Suite:
     title: str
     columns: tuple[Column, ...]
     extra: tuple[Column, ...] = ()
+    # Prose under the main table and the extra one; `{italic}` and `{source}` are filled in by the writers.
+    caption: str | None = None
+    extra_caption: str | None = None
 
     @property
     def all_columns(self) -> tuple[Column, ...]:
@@ -126,22 +147,16 @@ def task_name(family: str, prompt_version: str, vqa_language: str = "ja") -> str
 
 
 def _column(raw: dict[str, Any], shots: int, where: str) -> Column:
-    check_keys(raw, _COLUMN_FIELDS, where, ConfigError)
-    if not raw.get("family") and not raw.get("task") and not raw.get("average"):
+    values = coerce_fields(Column, {**raw, "shots": shots}, where, ConfigError, null_is_default=True)
+    if not values.get("family") and not values.get("task") and not values.get("average"):
         raise ConfigError(
             f"{where}: a column needs `family:` (a task family: jnli, marcja, vqa, ...), `task:` or `average: true`"
         )
-    return Column(
-        family=raw.get("family"),
-        task=raw.get("task"),
-        title=str(raw.get("title") or raw.get("task") or raw.get("family") or "Average"),
-        shots=int(shots),
-        metric=str(raw.get("metric", "acc")),
-        scale=float(raw.get("scale", 1.0)),
-        lower_is_better=bool(raw.get("lower_is_better", False)),
-        decimals=int(raw.get("decimals", 1)),
-        average=bool(raw.get("average", False)),
-    )
+    values.setdefault("family", None)
+    values.setdefault("task", None)
+    values["title"] = values.get("title") or values["task"] or values["family"] or "Average"
+    values.setdefault("metric", "acc")
+    return Column(**values)
 
 
 def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
@@ -149,8 +164,10 @@ def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
         raise ConfigError(f"{where}: suite {name!r} must be a mapping with `columns:`")
     check_keys(raw, _SUITE_FIELDS, f"{where} suite {name!r}", ConfigError)
     if not _SUITE_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"{where}: suite name {name!r} must be one folder name (letters, digits, '.', '_', '-'; "
-                          "no '/' or '..'): results go to results/<name>/")
+        raise ConfigError(
+            f"{where}: suite name {name!r} must be one folder name (letters, digits, '.', '_', '-'; "
+            "no '/' or '..'): results go to results/<name>/"
+        )
     cols, extra = [], []
     for target, key in ((cols, "columns"), (extra, "extra")):
         for i, c in enumerate(raw.get(key) or []):
@@ -160,13 +177,18 @@ def _suite_from_dict(name: str, raw: dict[str, Any], where: str) -> Suite:
                 target.append(_column(c, k, f"{where} suite {name!r} {key}[{i}]"))
     if not cols:
         raise ConfigError(f"{where}: suite {name!r} has no columns")
-    return Suite(name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra))
+    prose = {k: " ".join(str(raw[k]).split()) for k in ("caption", "extra_caption") if raw.get(k)}
+    return Suite(
+        name=name, title=str(raw.get("title", name)), columns=tuple(cols), extra=tuple(extra), **prose
+    )
 
 
 def builtin_suites() -> dict[str, Suite]:
     with resources.files(__package__).joinpath("suites.yaml").open(encoding="utf-8") as f:
         raw = yaml.safe_load(f)
-    return {name: _suite_from_dict(name, spec, "jinstruct/leaderboard/suites.yaml") for name, spec in raw.items()}
+    return {
+        name: _suite_from_dict(name, spec, "jinstruct/leaderboard/suites.yaml") for name, spec in raw.items()
+    }
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -176,13 +198,17 @@ def load_suite(name_or_path: str) -> Suite:
         return suites[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
-        raise ConfigError(f"no suite {name_or_path!r}{did_you_mean(name_or_path, suites)}: built-in suites are "
-                          f"{sorted(suites)}, and no such file")
+        raise ConfigError(
+            f"no suite {name_or_path!r}{did_you_mean(name_or_path, suites)}: built-in suites are "
+            f"{sorted(suites)}, and no such file"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML (UTF-8): {err}") from None
-    return _suite_from_dict(str(raw.get("name", path.stem)) if isinstance(raw, dict) else path.stem, raw, str(path))
+    return _suite_from_dict(
+        str(raw.get("name", path.stem)) if isinstance(raw, dict) else path.stem, raw, str(path)
+    )
 
 
 @dataclass
@@ -208,7 +234,9 @@ class RunConfig:
                 continue
             if m.base:
                 if m.base not in names:
-                    raise ConfigError(f"{self.source}: model {m.name!r} has base: {m.base!r}, which is not a model name here")
+                    raise ConfigError(
+                        f"{self.source}: model {m.name!r} has base: {m.base!r}, which is not a model name here"
+                    )
                 out.append((names[m.base], m))
                 continue
             bases = [b for b in self.models if b.base_model == m.base_model and not b.adapter]
@@ -219,7 +247,9 @@ class RunConfig:
 
 def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
-        raise ConfigError(f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)")
+        raise ConfigError(
+            f"{source}: expected a mapping with a non-empty `models:` list (see README, Leaderboard)"
+        )
     check_keys(raw, _TOP_FIELDS, source, ConfigError)
     if not isinstance(raw.get("metadata") or {}, dict):
         raise ConfigError(f"{source}: `metadata:` must be a mapping of task metadata keys")
@@ -229,31 +259,18 @@ def parse_models(raw: Any, source: str = "<memory>") -> RunConfig:
         where = f"{source}: models[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} is not a mapping; write `- name: ...` with `base_model: ...`")
-        check_keys(entry, _MODEL_FIELDS, where, ConfigError)
+        # null means the default; an empty adapter or train_seq_len means none
+        values = coerce_fields(ModelSpec, entry, where, ConfigError, null_is_default=True)
         if not entry.get("base_model"):
             raise ConfigError(f"{where} has no `base_model:` (a hub id or a local folder)")
-        name = str(entry.get("name") or (entry.get("adapter") or entry["base_model"]))
-        pv = str(entry.get("prompt_version", "0.3"))
-        task_name("jnli", pv)  # validates the version early, with the entry named below on failure
-        lang = str(entry.get("vqa_language", "ja"))
-        if lang not in ("ja", "en"):
-            raise ConfigError(f"{where}: vqa_language must be ja or en, not {lang!r}")
-        models.append(
-            ModelSpec(
-                name=name,
-                base_model=str(entry["base_model"]),
-                adapter=str(entry["adapter"]) if entry.get("adapter") else None,
-                prompt_version=pv,
-                vqa_language=lang,
-                dtype=str(entry.get("dtype", "float32")),
-                batch_size=entry.get("batch_size", 1),
-                backend=str(entry.get("backend", "auto")),
-                model_args=dict(entry.get("model_args") or {}),
-                base=entry.get("base"),
-                train_seq_len=int(entry["train_seq_len"]) if entry.get("train_seq_len") else None,
-                label=entry.get("label"),
-            )
-        )
+        values["name"] = values.get("name") or str(entry.get("adapter") or entry["base_model"])
+        values["adapter"] = values.get("adapter") or None
+        values["train_seq_len"] = values.get("train_seq_len") or None
+        spec = ModelSpec(**values)
+        task_name("jnli", spec.prompt_version)  # validates the version early
+        if spec.vqa_language not in ("ja", "en"):
+            raise ConfigError(f"{where}: vqa_language must be ja or en, not {spec.vqa_language!r}")
+        models.append(spec)
     names = [m.name for m in models]
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:

@@ -15,8 +15,14 @@ import yaml
 
 # Files a trainer may leave beside the adapter, and the keys that hold its training sequence length.
 _CONFIG_FILES = (
-    "training_config.json", "training_config.yaml", "train_config.json", "train_config.yaml",
-    "resolved_config.json", "resolved_config.yaml", "jinstruct_train.json", "jinstruct_train.yaml",
+    "training_config.json",
+    "training_config.yaml",
+    "train_config.json",
+    "train_config.yaml",
+    "resolved_config.json",
+    "resolved_config.yaml",
+    "jinstruct_train.json",
+    "jinstruct_train.yaml",
     "config.yaml",
 )
 _SEQ_KEYS = ("seq_len", "max_seq_len", "sequence_length", "cutoff_len", "max_length", "model_max_length")

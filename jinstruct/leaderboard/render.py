@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from jinstruct.leaderboard.config import Column
-from jinstruct.leaderboard.table import Cell, Leaderboard, Row
+from jinstruct.leaderboard.table import Cell, Leaderboard
 
 MARKER_LEGEND = (
     "`*` some evaluated examples are longer than the sequence length the adapter was trained with "
@@ -20,28 +20,13 @@ MARKER_LEGEND = (
 
 
 def _caption(lb: Leaderboard, italic: str = "_") -> str:
-    """Says what the suite's columns show: a suite of other metrics (JP Eval) must not read as the paper's."""
-    columns = lb.suite.columns
-    accuracy = [c for c in columns if c.metric == "acc" and not c.average]
-    # lm-eval reports the generation tasks' exact_match, f1 and rouge2 already in percent
-    others = sorted({c.metric for c in columns if c.metric != "acc" and not (c.average or c.lower_is_better)})
-    figures = []
-    if accuracy:
-        percent = all(c.scale == 100 for c in accuracy)
-        scale = "in percent" if percent else "a fraction, as the paper prints it"
-        figures.append(f"Accuracy ({scale})")
-    if others:
-        figures.append(", ".join(others) + " (in percent, as the tasks report them)")
-    text = "; ".join(figures) + " ± standard error (lm-eval's, over examples)"
-    if any(c.average for c in columns):
-        text += "; the average is the plain mean of a model's other columns"
-    if any(c.family == "vqa" for c in columns):
-        text += "; VQA ppl is the paper's macro perplexity over answer + EOS (↓: lower is better)"
-    return (
-        f"{text}. {italic}Italic{italic} rows are the paper's published figures"
-        + (f" ({lb.reference_source})" if lb.reference_source else "")
-        + ". The Prompt column is the prompt version each model was scored with."
-    )
+    source = f" ({lb.reference_source})" if lb.reference_source else ""
+    if lb.suite.caption:
+        return lb.suite.caption.format(italic=italic, source=source)
+    text = "Each figure is lm-eval's value ± its standard error over examples (↓: lower is better)."
+    if any(row.kind == "reference" for row in lb.rows):
+        text += f" {italic}Italic{italic} rows are published figures{source}."
+    return text + " The Prompt column is the prompt version each model was scored with."
 
 
 def fmt_cell(cell: Cell | None, col: Column) -> str:
@@ -53,23 +38,30 @@ def fmt_cell(cell: Cell | None, col: Column) -> str:
     return text + cell.markers
 
 
-def _table(lb: Leaderboard, columns: tuple[Column, ...]) -> tuple[list[str], list[list[str]]]:
+def _table(lb: Leaderboard, columns: tuple[Column, ...]) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    """Heading and body rows, each row with whether it is a reference (published) row."""
     head = ["Model", "Prompt"] + [c.heading + (" ↓" if c.lower_is_better else "") for c in columns]
     body = []
     for row in lb.rows:
-        if not any(row.cells.get(c.key) and row.cells[c.key].value is not None for c in columns) and row.kind == "reference":
+        reference = row.kind == "reference"
+        if reference and not any(
+            row.cells.get(c.key) and row.cells[c.key].value is not None for c in columns
+        ):
             continue
-        name = f"_{row.name}_" if row.kind == "reference" else row.name
-        body.append([name, row.note or ""] + [fmt_cell(row.cells.get(c.key), c) for c in columns])
+        body.append(
+            (reference, [row.name, row.note or ""] + [fmt_cell(row.cells.get(c.key), c) for c in columns])
+        )
     return head, body
 
 
-def _md_table(head: list[str], body: list[list[str]]) -> str:
+def _md_table(head: list[str], body: list[tuple[bool, list[str]]]) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
+    for reference, (name, *cells) in body:
+        name = f"_{name}_" if reference else name  # published rows in italics
+        lines.append("| " + " | ".join(map(esc, [name, *cells])) + " |")
     return "\n".join(lines)
 
 
@@ -101,7 +93,7 @@ def to_markdown(lb: Leaderboard, banner: str | None = None, charts: list[Path] |
     parts += [line for note in lb.reference_notes for line in (note, "")]
     if lb.suite.extra:
         head, body = _table(lb, lb.suite.extra)
-        parts += ["## More figures", "", "Tokenizer-independent VQA figures over the same answers, and macro-F1.", ""]
+        parts += ["## More figures", ""] + ([lb.suite.extra_caption, ""] if lb.suite.extra_caption else [])
         parts += [_md_table(head, body), ""]
     if lb.verdicts:
         parts += ["## Did instruction tuning help?", ""]
@@ -120,8 +112,21 @@ def to_markdown(lb: Leaderboard, banner: str | None = None, charts: list[Path] |
 
 def write_csv(lb: Leaderboard, path: Path) -> None:
     fields = [
-        "model", "kind", "prompt_version", "column", "task", "shots", "metric", "value", "stderr", "markers",
-        "n_examples", "n_over_train_seq_len", "n_over_model_max", "base_model", "adapter",
+        "model",
+        "kind",
+        "prompt_version",
+        "column",
+        "task",
+        "shots",
+        "metric",
+        "value",
+        "stderr",
+        "markers",
+        "n_examples",
+        "n_over_train_seq_len",
+        "n_over_model_max",
+        "base_model",
+        "adapter",
     ]
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -190,14 +195,25 @@ def write_charts(lb: Leaderboard, out_dir: Path) -> list[Path]:
                     ys.append(cell.value)
                     es.append(cell.stderr or 0.0)
             if xs:
-                ax.bar(xs, ys, width * 0.95, yerr=es if any(es) else None, capsize=2, label=row.name,
-                       color=colours[row.name], edgecolor="black", linewidth=0.4)
+                ax.bar(
+                    xs,
+                    ys,
+                    width * 0.95,
+                    yerr=es if any(es) else None,
+                    capsize=2,
+                    label=row.name,
+                    color=colours[row.name],
+                    edgecolor="black",
+                    linewidth=0.4,
+                )
         ax.set_xticks(range(len(cols)))
         ax.set_xticklabels([c.heading if len(cols) == 1 else f"{c.shots}-shot" for c in cols])
         unit = cols[0].metric + (" (%)" if cols[0].scale == 100 else "")
         ax.set_ylabel(unit + (" ↓" if cols[0].lower_is_better else ""))
         if cols[0].lower_is_better and all(
-            (r.cells.get(c.key) is None or r.cells[c.key].value is None or r.cells[c.key].value > 0) for r in models for c in cols
+            (r.cells.get(c.key) is None or r.cells[c.key].value is None or r.cells[c.key].value > 0)
+            for r in models
+            for c in cols
         ):
             ax.set_yscale("log")
         ax.set_title(f"{title}: base and tuned side by side")
@@ -212,13 +228,11 @@ def write_charts(lb: Leaderboard, out_dir: Path) -> list[Path]:
     return written
 
 
-def _html_table(head: list[str], body: list[list[str]], rows: list[Row]) -> str:
+def _html_table(head: list[str], body: list[tuple[bool, list[str]]]) -> str:
     out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
-    for r in body:
-        ref = r[0].startswith("_") and r[0].endswith("_")
-        name = r[0][1:-1] if ref else r[0]
-        cls = ' class="ref"' if ref else ""
-        out.append(f"<tr{cls}><td>{html.escape(name)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:]) + "</tr>")
+    for reference, cells in body:
+        cls = ' class="ref"' if reference else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -239,13 +253,13 @@ def to_html(lb: Leaderboard, charts: list[Path], banner: str | None = None) -> s
     if banner:
         parts.append(f"<div class='banner'>{html.escape(banner).replace(chr(10), '<br>')}</div>")
     head, body = _table(lb, lb.suite.columns)
-    parts.append(_html_table(head, body, lb.rows))
+    parts.append(_html_table(head, body))
     parts.append(f"<p>{html.escape(_caption(lb, italic=''))}</p>")
     parts.append(f"<p>{html.escape(MARKER_LEGEND.replace('`', ''))}</p>")
     parts += [f"<p>{html.escape(note)}</p>" for note in lb.reference_notes]
     if lb.suite.extra:
         head, body = _table(lb, lb.suite.extra)
-        parts += ["<h2>More figures</h2>", _html_table(head, body, lb.rows)]
+        parts += ["<h2>More figures</h2>", _html_table(head, body)]
     if lb.verdicts:
         parts.append("<h2>Did instruction tuning help?</h2>")
         for v in lb.verdicts:
@@ -270,7 +284,11 @@ def to_html(lb: Leaderboard, charts: list[Path], banner: str | None = None) -> s
 def write_all(lb: Leaderboard, out_dir: Path, banner: str | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = write_charts(lb, out_dir)
-    paths = {"md": out_dir / "leaderboard.md", "csv": out_dir / "leaderboard.csv", "html": out_dir / "leaderboard.html"}
+    paths = {
+        "md": out_dir / "leaderboard.md",
+        "csv": out_dir / "leaderboard.csv",
+        "html": out_dir / "leaderboard.html",
+    }
     paths["md"].write_text(to_markdown(lb, banner, charts), encoding="utf-8")
     write_csv(lb, paths["csv"])
     paths["html"].write_text(to_html(lb, charts, banner), encoding="utf-8")

@@ -31,7 +31,9 @@ class RunReport:
     backends: dict[str, str]
 
 
-def unit_key(spec: ModelSpec, task: str, shots: int, limit: int | None, settings: str | None = None) -> UnitKey:
+def unit_key(
+    spec: ModelSpec, task: str, shots: int, limit: int | None, settings: str | None = None
+) -> UnitKey:
     return UnitKey(spec.base_model, spec.adapter, task, shots, harness_version(), limit, settings)
 
 
@@ -60,12 +62,16 @@ def load_lm(spec: ModelSpec):
             last_err = err
             continue
         try:
-            lm = cls.create_from_arg_obj(spec.lm_eval_args(), {"batch_size": spec.batch_size, "device": _device()})
+            lm = cls.create_from_arg_obj(
+                spec.lm_eval_args(), {"batch_size": spec.batch_size, "device": _device()}
+            )
             return lm, name
         except Exception as err:  # a backend that fails on this model must not stop the leaderboard
             if wanted != "auto" or name == candidates[-1]:
                 raise
-            print(f"leaderboard: backend {name} failed for {spec.name} ({err}); using stock hf", file=sys.stderr)
+            print(
+                f"leaderboard: backend {name} failed for {spec.name} ({err}); using stock hf", file=sys.stderr
+            )
             last_err = err
     raise RuntimeError(f"no lm-eval backend could load {spec.name}: {last_err}")
 
@@ -82,8 +88,10 @@ def _task_manager(metadata: dict[str, Any], tasks: list[str]):
     tm = TaskManager(include_path=str(tasks_dir()), include_defaults=True, metadata=metadata)
     missing = [t for t in tasks if t not in tm.all_tasks]
     if missing:
-        raise ConfigError(f"the suite names tasks that neither jinstruct nor lm-eval defines: {', '.join(missing)}. "
-                          + task_hint(missing))
+        raise ConfigError(
+            f"the suite names tasks that neither jinstruct nor lm-eval defines: {', '.join(missing)}. "
+            + task_hint(missing)
+        )
     return tm
 
 
@@ -101,8 +109,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"--shard {text!r}: expected K/N, e.g. --shard 0/4 (K counts from 0)") from None
     if n < 1 or not 0 <= k < n:
-        raise ValueError(f"--shard {text!r}: K must be 0..N-1 (e.g. Slurm --array=0-{max(n, 1) - 1} and "
-                         f"--shard $SLURM_ARRAY_TASK_ID/{max(n, 1)})")
+        raise ValueError(
+            f"--shard {text!r}: K must be 0..N-1 (e.g. Slurm --array=0-{max(n, 1) - 1} and "
+            f"--shard $SLURM_ARRAY_TASK_ID/{max(n, 1)})"
+        )
     return k, n
 
 
@@ -143,14 +153,21 @@ def run(
             stale = [r for r in on_disk if r.key.same_unit(keys[unit]) and r.key != keys[unit]]
             if stale and not force:
                 change = describe_change(stale[-1].raw.get("jinstruct", {}).get("settings"), settings)
-                print(f"leaderboard: {spec.name}: {unit[0]} {unit[1]}-shot on disk ({stale[-1].path.name}) was "
-                      f"computed under different settings ({change}); re-scoring", file=sys.stderr)
+                print(
+                    f"leaderboard: {spec.name}: {unit[0]} {unit[1]}-shot on disk ({stale[-1].path.name}) was "
+                    f"computed under different settings ({change}); re-scoring",
+                    file=sys.stderr,
+                )
         if not todo:
             print(f"leaderboard: {spec.name}: all {len(units)} results already computed, skipped")
             continue
         if len(todo) < len(units):
-            print(f"leaderboard: {spec.name}: {len(units) - len(todo)} of {len(units)} results on disk, resuming")
-        train_seq_len, seq_src = (spec.train_seq_len, "models file") if spec.train_seq_len else adapter_train_seq_len(spec.adapter)
+            print(
+                f"leaderboard: {spec.name}: {len(units) - len(todo)} of {len(units)} results on disk, resuming"
+            )
+        train_seq_len, seq_src = (
+            (spec.train_seq_len, "models file") if spec.train_seq_len else adapter_train_seq_len(spec.adapter)
+        )
         metadata = {**spec.lm_eval_args(), **cfg.metadata}
         tm = _task_manager(metadata, sorted({t for t, _ in todo}))  # before the model: a task typo fails fast
         lm, backend = load_lm(spec)

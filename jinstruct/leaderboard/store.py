@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from jinstruct.atomic import atomic_write
 
 
 def harness_version() -> str:
@@ -43,27 +43,32 @@ class UnitKey:
     settings: str | None = None  # digest of settings.unit_settings; None: gathered, or an older jinstruct
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
-            "model": self.model,
-            "adapter": self.adapter,
-            "task": self.task,
-            "shots": self.shots,
-            "harness": self.harness,
-            "limit": self.limit,
-        }
-        if self.settings is not None:
-            out["settings"] = self.settings
+        out = asdict(self)
+        if self.settings is None:  # keeps the digest of keys written before `settings` existed
+            del out["settings"]
         return out
 
     def same_unit(self, other: UnitKey) -> bool:
         """The same model, adapter, task, shots and limit, whatever the settings and harness."""
         return (self.model, self.adapter, self.task, self.shots, self.limit) == (
-            other.model, other.adapter, other.task, other.shots, other.limit)
+            other.model,
+            other.adapter,
+            other.task,
+            other.shots,
+            other.limit,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UnitKey:
-        return cls(d["model"], d.get("adapter"), d["task"], int(d["shots"]), d["harness"], d.get("limit"),
-                   d.get("settings"))
+        return cls(
+            d["model"],
+            d.get("adapter"),
+            d["task"],
+            int(d["shots"]),
+            d["harness"],
+            d.get("limit"),
+            d.get("settings"),
+        )
 
     def filename(self) -> str:
         def slug(s: str | None) -> str:
@@ -126,17 +131,15 @@ class Store:
         extra: dict[str, Any] | None = None,
     ) -> Path:
         data = {k: v for k, v in lm_eval_results.items() if k != "samples"}
-        data["jinstruct"] = {"key": key.as_dict(), "model_name": model_name, "lengths": lengths, **(extra or {})}
-        self.raw.mkdir(parents=True, exist_ok=True)
+        data["jinstruct"] = {
+            "key": key.as_dict(),
+            "model_name": model_name,
+            "lengths": lengths,
+            **(extra or {}),
+        }
         target = self.path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.raw, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, indent=2, default=str)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(target) as tmp:
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
         return target
 
     def records(self) -> list[Record]:
@@ -159,17 +162,12 @@ class Store:
 
 
 def parse_model_args(model_args: Any) -> dict[str, Any]:
-    """lm-eval's model_args (a "k=v,k=v" string or a dict) as a dict."""
+    """lm-eval's model_args (a "k=v,k=v" string or a dict) as a dict, values typed as lm-eval types them."""
+    from lm_eval.utils import simple_parse_args_string  # not at import: rendering needs no lm-eval
+
     if isinstance(model_args, dict):
         return dict(model_args)
-    if not model_args:
-        return {}
-    out = {}
-    for part in str(model_args).split(","):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
+    return simple_parse_args_string(str(model_args)) if model_args else {}
 
 
 def task_slice(data: dict[str, Any], task: str) -> dict[str, Any]:
@@ -190,7 +188,9 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(q for q in p.rglob("*.json") if q.name.startswith("results") or q.parent.name == "raw")
+            files += sorted(
+                q for q in p.rglob("*.json") if q.name.startswith("results") or q.parent.name == "raw"
+            )
         elif p.is_file():
             files.append(p)
         else:
@@ -207,12 +207,16 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
             key = UnitKey.from_dict(data["jinstruct"]["key"])
             target = store.path(key)
             if f.resolve() != target.resolve():
-                written.append(store.save(key, data, data["jinstruct"].get("lengths"), data["jinstruct"].get("model_name")))
+                written.append(
+                    store.save(
+                        key, data, data["jinstruct"].get("lengths"), data["jinstruct"].get("model_name")
+                    )
+                )
             continue
         cfg = data.get("config") or {}
         margs = parse_model_args(cfg.get("model_args"))
         model = margs.get("pretrained") or cfg.get("model_name") or cfg.get("model") or "unknown"
-        adapter = margs.get("peft") or None
+        adapter = str(margs["peft"]) if margs.get("peft") else None
         harness = f"lm_eval=={data.get('lm_eval_version', 'unknown')};gathered"
         n_shot = data.get("n-shot") or {}
         limit = cfg.get("limit")
@@ -220,6 +224,8 @@ def gather(paths: list[str | Path], store: Store) -> list[Path]:
             if task not in n_shot:
                 continue  # a group's aggregate row, not a task
             sub = task_slice(data, task)
-            key = UnitKey(str(model), adapter, task, int(n_shot[task]), harness, int(limit) if limit else None)
+            key = UnitKey(
+                str(model), adapter, task, int(n_shot[task]), harness, int(limit) if limit else None
+            )
             written.append(store.save(key, sub, None, None, {"gathered_from": str(f)}))
     return written

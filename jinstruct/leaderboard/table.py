@@ -63,13 +63,24 @@ class Leaderboard:
     reference_notes: list[str] = field(default_factory=list)
 
 
-def _pick(records: list[Record], spec: ModelSpec, task: str, shots: int, limit: int | None,
-          settings: str | None = None) -> Record | None:
+def _pick(
+    records: list[Record],
+    spec: ModelSpec,
+    task: str,
+    shots: int,
+    limit: int | None,
+    settings: str | None = None,
+) -> Record | None:
     """The record for this cell; one computed under other settings than `settings` never stands in."""
     found = [
-        r for r in records
-        if r.key.model == spec.base_model and r.key.adapter == spec.adapter and r.key.task == task
-        and r.key.shots == shots and r.key.limit == limit and r.key.settings in (None, settings)
+        r
+        for r in records
+        if r.key.model == spec.base_model
+        and r.key.adapter == spec.adapter
+        and r.key.task == task
+        and r.key.shots == shots
+        and r.key.limit == limit
+        and r.key.settings in (None, settings)
     ]
     if not found:
         return None
@@ -111,7 +122,9 @@ def specs_from_records(records: list[Record]) -> list[ModelSpec]:
         lang = "en" if "en" in langs else "ja"
         names = {r.model_name for r in recs if r.model_name}
         name = names.pop() if len(names) == 1 else Path(adapter or model).name or model
-        specs.append(ModelSpec(name=name, base_model=model, adapter=adapter, prompt_version=pv, vqa_language=lang))
+        specs.append(
+            ModelSpec(name=name, base_model=model, adapter=adapter, prompt_version=pv, vqa_language=lang)
+        )
     return specs
 
 
@@ -124,7 +137,9 @@ def _read_reference(path: Path | None) -> tuple[list[dict[str, Any]], str | None
     if path is None:
         return [], None, None
     if not Path(path).is_file():
-        raise FileNotFoundError(f"reference file {path} does not exist (give --reference none to leave it out)")
+        raise FileNotFoundError(
+            f"reference file {path} does not exist (give --reference none to leave it out)"
+        )
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return list(raw.get("rows") or []), raw.get("source"), raw.get("reading_note")
 
@@ -135,7 +150,11 @@ def _reference_rows(ref_rows: list[dict[str, Any]], suite: Suite) -> list[Row]:
         row = Row(name=str(ref["name"]), kind="reference", spec=None, note=str(ref.get("prompt_version", "")))
         for col in suite.all_columns:
             for s in ref.get("scores") or []:
-                if s.get("family") == col.family and int(s.get("shots", 0)) == col.shots and s.get("metric") == col.metric:
+                if (
+                    s.get("family") == col.family
+                    and int(s.get("shots", 0)) == col.shots
+                    and s.get("metric") == col.metric
+                ):
                     # Published as the paper prints them (accuracy a fraction): the column's scale applies.
                     row.cells[col.key] = Cell(
                         value=float(s["value"]) * col.scale,
@@ -236,7 +255,9 @@ def verdicts(
                 f" Note: the two use different JGLUE prompt versions ({base.prompt_version} vs "
                 f"{tuned.prompt_version}), as the paper did."
             )
-        out.append(Verdict(base.display, tuned.display, lines, summary, paper_conclusion(ref_rows or [], tuned)))
+        out.append(
+            Verdict(base.display, tuned.display, lines, summary, paper_conclusion(ref_rows or [], tuned))
+        )
     return out
 
 
@@ -291,31 +312,53 @@ def build(
     if harnesses:
         notes.append("harness: " + ", ".join(harnesses))
     if limit is not None:
-        notes.append(f"every task was scored on its first {limit} documents only (--limit {limit}), not the full split")
+        notes.append(
+            f"every task was scored on its first {limit} documents only (--limit {limit}), not the full split"
+        )
     catalog = task_catalog()
     for row in rows:
-        ref_tasks = [catalog.tasks[c.task].reference_task for c in row.cells.values() if c.task in catalog.tasks]
+        ref_tasks = [
+            catalog.tasks[c.task].reference_task for c in row.cells.values() if c.task in catalog.tasks
+        ]
         if row.kind == "model" and any(ref_tasks):
             # Which reference versions ran (published 1.1 vs head 1.3 JNLI, ...): the suite's choice, named.
-            notes.append(f"{row.name}: reference tasks " + ", ".join(dict.fromkeys(t for t in ref_tasks if t)))
+            notes.append(
+                f"{row.name}: reference tasks " + ", ".join(dict.fromkeys(t for t in ref_tasks if t))
+            )
     missing = [
         f"{row.name} {suite_col.heading}"
-        for row in rows if row.kind == "model"
-        for suite_col in suite.columns if row.cells[suite_col.key].value is None
+        for row in rows
+        if row.kind == "model"
+        for suite_col in suite.columns
+        if row.cells[suite_col.key].value is None
     ]
     if missing:
         notes.append("not computed yet: " + ", ".join(missing))
     if unmeasured:
         notes.append(
-            "markers could not be computed for " + ", ".join(sorted(unmeasured)) + ": their results were gathered "
+            "markers could not be computed for "
+            + ", ".join(sorted(unmeasured))
+            + ": their results were gathered "
             "without per-example lengths (a blank marker there means unknown, not zero); score them with "
             "`jinstruct leaderboard --models` to measure"
         )
     shown = [c for r in rows if r.kind == "reference" for c in r.cells.values()]
-    reference_notes = [f"{READING_MARK} {reading_note}"] if reading_note and any(c.reading for c in shown) else []
-    return Leaderboard(suite, rows, verdicts(rows, pairs, suite, ref_rows), ref_source, notes, reference_notes)
+    reference_notes = (
+        [f"{READING_MARK} {reading_note}"] if reading_note and any(c.reading for c in shown) else []
+    )
+    return Leaderboard(
+        suite, rows, verdicts(rows, pairs, suite, ref_rows), ref_source, notes, reference_notes
+    )
 
 
 __all__ = [
-    "Cell", "Leaderboard", "Row", "Verdict", "build", "load_reference", "paper_conclusion", "specs_from_records", "task_name",
+    "Cell",
+    "Leaderboard",
+    "Row",
+    "Verdict",
+    "build",
+    "load_reference",
+    "paper_conclusion",
+    "specs_from_records",
+    "task_name",
 ]
