@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny", help="tiny | gemma3-270m | a local folder")
     p.add_argument("--group", default="ja_eval_v03")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of the group's members")
     p.add_argument("--limit", type=int, default=8, help="docs per task")
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument("--stock-batch-sizes", default="1,4,16")
@@ -134,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     pool = DATA_DIR / "JGLUE" / "datasets" / "jnli-v1.1" / "train-v1.1.json"  # the tiny model's vocabulary
     path, model, tok = load(args.model, pool, args.dtype, "cpu")
     members = list(task_catalog().groups[args.group].members)
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        unknown = sorted(set(wanted) - {t for t, _ in members})
+        if unknown:
+            sys.exit(f"--tasks {','.join(unknown)}: not in {args.group} ({', '.join(t for t, _ in members)})")
+        members = [(t, k) for t, k in members if t in wanted]
     stock_sizes = [int(b) for b in args.stock_batch_sizes.split(",")]
     common = {"tokenizer": tok, "max_length": args.max_length, "device": "cpu"}
     lms = {f"hf bs{b}": HFLM(pretrained=model, batch_size=b, **common) for b in stock_sizes}
