@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         f"stock batch sizes {stock_sizes}, hf-fast batch size {args.fast_batch_size}, "
         f"{torch.get_num_threads()} thread(s), {args.dtype}, best of {args.repeat} interleaved"
     )
+    with torch.no_grad():  # one-time costs (allocator, lazy init) must not land on the first timed run
+        ids = torch.tensor([tok.encode("今日は良い天気です。", add_special_tokens=False)])
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
     rows, all_same = [], True
     with tempfile.TemporaryDirectory() as tmp:
         metadata = {
