@@ -169,3 +169,13 @@ def write_xlsum(folder: Path, train: list[dict], test: list[dict]) -> Path:
             w.writeheader()
             w.writerows(rows)
     return folder
+
+
+def write_generation_data(root: Path, n_eval: int = 9) -> dict[str, str]:
+    """All four datasets under `root`, `n_eval` evaluation rows each; returns the task metadata keys."""
+    return {
+        "data_dir": str(write_jsquad(root / "JGLUE", jsquad_rows(12, 1), jsquad_rows(n_eval, 2))),
+        "mgsm_dir": str(write_mgsm(root / "mgsm", mgsm_rows(n_eval, 3), mgsm_rows(8, 4))),
+        "jaqket_dir": str(write_jaqket(root / "jaqket", jaqket_items(10, 5), jaqket_items(n_eval, 6))),
+        "xlsum_dir": str(write_xlsum(root / "xlsum", xlsum_rows(8, 7), xlsum_rows(n_eval, 8))),
+    }

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from jp_eval_fixtures import (
-    jaqket_items,
-    jsquad_rows,
-    mgsm_rows,
-    write_jaqket,
-    write_jsquad,
-    write_mgsm,
-    write_xlsum,
-    xlsum_rows,
-)
+from jp_eval_fixtures import write_generation_data
 
 from jinstruct.harness_tasks import tasks_dir
 
@@ -27,10 +18,7 @@ def results(tmp_path_factory, tiny_lm):
     root = tmp_path_factory.mktemp("jp_eval_e2e")
     metadata = {
         "pretrained": str(tiny_lm),
-        "data_dir": str(write_jsquad(root / "JGLUE", jsquad_rows(12, 1), jsquad_rows(9, 2))),
-        "mgsm_dir": str(write_mgsm(root / "mgsm", mgsm_rows(9, 3), mgsm_rows(8, 4))),
-        "jaqket_dir": str(write_jaqket(root / "jaqket", jaqket_items(10, 5), jaqket_items(9, 6))),
-        "xlsum_dir": str(write_xlsum(root / "xlsum", xlsum_rows(8, 7), xlsum_rows(9, 8))),
+        **write_generation_data(root),
         "jp_eval_max_length": 700,  # so MGSM drops shots and XLSum truncates articles
     }
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
