@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -25,18 +23,12 @@ def check_keys(
         raise error(f"{where}: unknown key(s) {hints}; valid keys: {', '.join(known)}")
 
 
-@lru_cache(maxsize=1)
 def our_task_names() -> tuple[str, ...]:
-    """Every task and group name our task YAMLs define (read as text: no lm-eval import needed)."""
-    from jinstruct.harness_tasks import tasks_dir
+    """Every task and group name our task YAMLs define, from the task catalog."""
+    from jinstruct.harness_tasks.catalog import task_catalog
 
-    names = set()
-    for path in tasks_dir().rglob("*.yaml"):
-        for match in re.finditer(
-            r"^(?:task|group): *([A-Za-z0-9_.-]+) *$", path.read_text(encoding="utf-8"), re.M
-        ):
-            names.add(match.group(1))
-    return tuple(sorted(names))
+    catalog = task_catalog()
+    return tuple(sorted({*catalog.tasks, *catalog.groups}))
 
 
 def task_hint(names: Iterable[str]) -> str:

@@ -146,7 +146,8 @@ def run(
             if not units:
                 continue
         settings = unit_settings(spec, cfg.metadata)
-        keys = {(t, k): unit_key(spec, t, k, cfg.limit, settings_digest(settings)) for t, k in units}
+        digest = settings_digest(settings)
+        keys = {(t, k): unit_key(spec, t, k, cfg.limit, digest) for t, k in units}
         todo = [(t, k) for t, k in units if force or not store.has(keys[(t, k)])]
         report.skipped += [keys[u] for u in units if u not in todo]
         for unit in todo:
