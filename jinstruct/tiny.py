@@ -5,14 +5,15 @@ never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 800):
-    """A byte-level BPE tokenizer (so any Japanese text round-trips) as a PreTrainedTokenizerFast."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 800, added_tokens: Sequence[str] = ()):
+    """A byte-level BPE tokenizer (so any Japanese text round-trips) as a PreTrainedTokenizerFast.
+    `added_tokens` become whole tokens wherever they occur (as a real vocabulary's label words may)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -26,6 +27,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 800):
         show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
+    tok.add_tokens(list(added_tokens))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="<unk>",
@@ -171,12 +173,13 @@ def make_tiny_lm(
     arch: str = "gpt_neox",
     vocab_size: int = 800,
     seed: int = 0,
+    added_tokens: Sequence[str] = (),
     **model_kwargs,
 ) -> Path:
     """Train a tokenizer on `texts`, build a model, save both (safetensors) to `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size, added_tokens=added_tokens)
     model = build_model(tokenizer, arch=arch, seed=seed, **model_kwargs)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out, safe_serialization=True)

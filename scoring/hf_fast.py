@@ -13,9 +13,9 @@ Extra model args (besides all of HFLM's):
 - `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
 - `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
   choices of a context into one row where the attention takes a custom mask, else uses the cache.
-- `chunk_tokens=auto`: packed rows run in column chunks of about this many tokens (0: one pass), so the
-  attention under the explicit mask skips most of the masked upper triangle; auto: 256 at one CPU
-  thread, 0 with more (see `kv_scoring.resolve_chunk_tokens`).
+- `chunk_tokens=auto`: under SDPA the packed rows' attention runs in query chunks of this many tokens
+  (0: whole), so the explicit mask's upper triangle is mostly skipped; auto: 128 (see
+  `chunked_attention`).
 - `fast=True`: False runs HFLM's own loglikelihood code (for A/B checks).
 `batch_size` counts distinct contexts per forward pass; all choices of a context join its batch.
 """
@@ -61,7 +61,7 @@ class ScoringStats:
     forward_tokens: int = 0  # real tokens fed to the model
     forward_positions: int = 0  # including padding
     head_positions: int = 0
-    minimum_tokens: int = 0  # each distinct context once + each continuation (never-fed last token excluded)
+    minimum_tokens: int = 0  # each distinct context once + each distinct continuation start (plan.py)
     seconds: float = 0.0
 
     @property

@@ -3,10 +3,13 @@
 "packed" (default where the attention takes a custom mask: sdpa, eager), one forward pass per batch,
 one row per distinct context:
 
-    [left pads][rest of the prefix][tail 1][tail 2]...[tail k]
+    [left pads][rest of the prefix][tails]
 
-with a 4D mask under which the prefix is causal and each tail sees the prefix and itself only; each
-tail token gets the position it has in its own unpadded sequence. Nothing is copied per choice.
+where the tails of the context's requests are merged into a tree (choices that start with the same
+tokens share them; each node follows its parent). A 4D mask keeps the prefix causal and lets each
+tail token see the prefix and its own ancestors only; each tail token gets the position it has in its
+own unpadded sequence. Nothing is copied per choice. Under SDPA the attention runs in query chunks
+(`chunked_attention`), which skips most of the mask's upper triangle.
 
 "cache" (any attention, and whenever a row would not fit a sliding window): the prefixes run first
 (B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per request
@@ -33,7 +36,8 @@ from torch.profiler import record_function
 
 from jinstruct.attention import additive_mask
 
-from .plan import Context, Request
+from .chunked_attention import query_chunks
+from .plan import Context, Request, tail_tree
 
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
 # Attention implementations that apply a caller's 4D mask as given (bool for sdpa, additive for eager).
@@ -134,13 +138,9 @@ def unsupported_reason(model, backend: str) -> str | None:
 
 
 def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
-    """`auto`: chunks of 256 columns at one CPU thread, none otherwise. Chunks save the attention's
-    masked upper triangle but multiply the passes; with more threads every op of a pass ends in a
-    thread synchronisation, and on the 2-core benchmark machine the extra passes cost more than the
-    triangle saved (benchmarks/scoring.py, README Performance)."""
-    if chunk_tokens == "auto":
-        return 256 if torch.get_num_threads() == 1 else 0
-    return int(chunk_tokens)
+    """`auto`: queries in chunks of 128 (the fastest of 32-256 in a micro-benchmark of CPU SDPA at one
+    and two threads, README Performance)."""
+    return 128 if chunk_tokens == "auto" else int(chunk_tokens)
 
 
 class SharedContextScorer:
@@ -250,7 +250,7 @@ class SharedContextScorer:
 
     def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
-            ids, mask, positions, targets, owner, row_req, n_tokens, keep = self._packed_inputs(
+            ids, mask, positions, scored, row_req, n_tokens, keep = self._packed_inputs(
                 contexts, requests, header_len
             )
         with record_function("hf_fast.forward"):
@@ -259,45 +259,23 @@ class SharedContextScorer:
             )
         with record_function("hf_fast.head"):
             self.stats.add(n_tokens, ids.numel(), head_positions)
-            dev = self.device
-            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-            targets, owner = targets.to(dev), owner.to(dev)
-            picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
-            valid = owner >= 0
-            who = owner[valid]
-            ll = torch.zeros(len(row_req), dtype=picked.dtype, device=dev).index_add_(0, who, picked[valid])
-            misses = (logprobs.argmax(dim=-1) != targets)[valid].to(torch.long)
-            wrong = torch.zeros(len(row_req), dtype=torch.long, device=dev).index_add_(0, who, misses)
+            row, col, target, who = (t.to(self.device) for t in scored)
+            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)[row, col]
+            picked = logprobs.gather(1, target[:, None]).squeeze(1)
+            misses = (logprobs.argmax(dim=-1) != target).to(torch.long)
+            ll = torch.zeros(len(row_req), dtype=picked.dtype, device=self.device).index_add_(0, who, picked)
+            wrong = torch.zeros(len(row_req), dtype=torch.long, device=self.device).index_add_(0, who, misses)
             return [(r, lj, wj == 0) for r, lj, wj in zip(row_req, ll.tolist(), wrong.tolist())]
 
     def _packed_forward(self, ids, mask, positions, header_len: int, header_cache, keep: int):
-        """Logits of the last `keep` columns, the row run in column chunks of about `chunk_tokens`.
-
-        Under an explicit mask the attention kernel computes every query/key pair, the masked upper
-        triangle included; a chunk of queries only meets the keys up to its own end, which removes most
-        of that waste. Earlier chunks fill the cache (their head runs at one position); the last chunk
-        holds every scored column."""
+        """Logits of the last `keep` columns of one pass over the packed rows. Under SDPA the attention
+        runs in query chunks (see `chunked_attention`); eager attention runs the rows whole."""
         n_ctx, width = ids.shape
-        chunk = resolve_chunk_tokens(self.chunk_tokens)
-        starts = [s for s in range(0, width, chunk) if s <= width - keep] if chunk else [0]
-        if header_cache is not None:
-            cache = self._header_copy(header_cache, n_ctx)
-        else:
-            cache = self._new_cache() if len(starts) > 1 else None
-        head_positions = 0
-        for i, start in enumerate(starts):
-            end = starts[i + 1] if i + 1 < len(starts) else width
-            last = end == width
-            part = mask[:, :, start:end, : header_len + end]
-            logits = self._forward(
-                ids[:, start:end],
-                self._as_attention_mask(part),
-                positions[:, start:end],
-                cache,
-                keep=keep if last else 1,
-            )
-            head_positions += logits.shape[0] * logits.shape[1]
-        return logits[:, -keep:], head_positions
+        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
+        chunk = 0 if self.eager_mask else resolve_chunk_tokens(self.chunk_tokens)
+        with query_chunks(_base_model(self.model), chunk):
+            logits = self._forward(ids, self._as_attention_mask(mask), positions, cache, keep=keep)
+        return logits[:, -keep:], logits.shape[0] * logits.shape[1]
 
     def _as_attention_mask(self, visible: torch.Tensor) -> torch.Tensor:
         # Eager attention adds the mask. SDPA takes a bool mask too, but its CPU kernels turn it into an
@@ -308,52 +286,49 @@ class SharedContextScorer:
         return additive_mask(visible, getattr(_base_model(self.model), "dtype", torch.float32))
 
     def _packed_inputs(self, contexts, requests, header_len):
-        dev = self.device
-        n_ctx = len(contexts)
         rests = [c.prefix[header_len:] for c in contexts]
-        tails = [sum(len(requests[r].tail) for r in c.rows) for c in contexts]
-        totals = [len(rest) + t for rest, t in zip(rests, tails)]
+        trees = [tail_tree([requests[r].tail for r in c.rows]) for c in contexts]
+        totals = [len(rest) + len(tree.tokens) for rest, tree in zip(rests, trees)]
         # Rows are right-aligned (all padding on the left), so a row pads only to the longest row, and
         # the last `keep` positions hold every row's tails.
-        width, keep = max(totals), max(tails)
+        n_ctx, width, keep = len(contexts), max(totals), max(len(tree.tokens) for tree in trees)
 
         ids = torch.full((n_ctx, width), self.pad_token_id, dtype=torch.long)
         positions = torch.zeros((n_ctx, width), dtype=torch.long)
-        segment = torch.full((n_ctx, width), -2, dtype=torch.long)  # -2 pad, -1 prefix, k >= 0 tail k
-        targets = torch.zeros((n_ctx, keep), dtype=torch.long)
-        owner = torch.full((n_ctx, keep), -1, dtype=torch.long)  # which request a kept position scores
+        # Key j is visible to query q when j <= q and j is header, prefix or q's own tail so far; a pad
+        # query sees only itself (a row with nothing visible would turn into NaNs that reach real
+        # tokens). Built by slices of one triangle: a few copies per row, not passes over the mask.
+        visible = torch.zeros((n_ctx, width, header_len + width), dtype=torch.bool)
+        triangle = torch.ones((width, width), dtype=torch.bool).tril_()
+        scored: list[tuple[int, int, int, int]] = []  # (row, kept column, target, request slot)
         row_req: list[int] = []
-        for i, (ctx, rest) in enumerate(zip(contexts, rests)):
+        for i, (ctx, rest, tree) in enumerate(zip(contexts, rests, trees)):
             start = width - totals[i]
-            offset = start + len(rest)
+            offset = start + len(rest)  # the first tail node's column
+            pads = torch.arange(start)
+            visible[i, pads, header_len + pads] = True
+            visible[i, start:, :header_len] = True
+            visible[i, start:, header_len + start : header_len + offset] = triangle[
+                : width - start, : len(rest)
+            ]
+            n = len(tree.tokens)
+            lineage = torch.eye(n, dtype=torch.bool)  # node x sees node y: y is x or an ancestor of x
+            for node, parent in enumerate(tree.parents):
+                if parent >= 0:
+                    lineage[node] |= lineage[parent]
+            visible[i, offset:, header_len + offset :] = lineage
             if rest:
                 ids[i, start:offset] = torch.tensor(rest)
                 positions[i, start:offset] = torch.arange(header_len, header_len + len(rest))
-                segment[i, start:offset] = -1
-            ctx_len = header_len + len(rest)
-            for k, r in enumerate(ctx.rows):
-                tail, n = requests[r].tail, len(requests[r].tail)
-                col = offset - (width - keep)
-                ids[i, offset : offset + n] = torch.tensor(tail)
-                positions[i, offset : offset + n] = torch.arange(ctx_len, ctx_len + n)
-                segment[i, offset : offset + n] = k
-                targets[i, col : col + n] = torch.tensor(requests[r].targets)
-                owner[i, col : col + n] = len(row_req)
+            ids[i, offset:] = torch.tensor(tree.tokens)
+            positions[i, offset:] = header_len + len(rest) + torch.tensor(tree.depths)
+            first = offset - (width - keep)
+            for r, path in zip(ctx.rows, tree.paths):
+                scored += [(i, first + node, t, len(row_req)) for node, t in zip(path, requests[r].targets)]
                 row_req.append(r)
-                offset += n
-
-        # Key j is visible to query q when j <= q and j is prefix or in q's own tail; a pad query sees
-        # only itself (a row with nothing visible would turn into NaNs that reach real tokens).
-        idx = torch.arange(width)
-        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
-        visible = (
-            (idx[None, :, None] >= idx[None, None, :]) & ((seg_k == -1) | (seg_k == seg_q)) & (seg_k != -2)
-        )
-        visible |= torch.eye(width, dtype=torch.bool)[None] & (seg_q == -2)
-        header_visible = (segment != -2)[:, :, None].expand(n_ctx, width, header_len)
-        mask = torch.cat([header_visible, visible], dim=2)[:, None].to(dev)
-
-        return ids.to(dev), mask, positions.to(dev), targets, owner, row_req, sum(totals), keep
+        mask = visible[:, None].to(self.device)
+        columns = torch.tensor(scored, dtype=torch.long).T
+        return ids.to(self.device), mask, positions.to(self.device), columns, row_req, sum(totals), keep
 
     def _score_cached(
         self,

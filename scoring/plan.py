@@ -116,6 +116,41 @@ def plan_groups(
     return groups
 
 
+@dataclass
+class TailTree:
+    """The tails of one context's requests merged where they start alike: each distinct tail start is
+    one node, placed after its parent (so a node's ancestors are always to its left)."""
+
+    tokens: list[int]  # the token of each node
+    parents: list[int]  # the parent node of each node, -1 for a first token
+    paths: list[list[int]]  # per request (in the order given), the node of each of its tail tokens
+
+    @property
+    def depths(self) -> list[int]:
+        depth: list[int] = []
+        for parent in self.parents:
+            depth.append(0 if parent < 0 else depth[parent] + 1)
+        return depth
+
+
+def tail_tree(tails: Sequence[Sequence[int]]) -> TailTree:
+    """Merge tails that start alike (all of a context's tails share its last token; choices often share
+    more, such as a newline before the label word)."""
+    node_of: dict[tuple[int, ...], int] = {}
+    tree = TailTree([], [], [])
+    for tail in tails:
+        path = []
+        for k in range(len(tail)):
+            key = tuple(tail[: k + 1])
+            if key not in node_of:
+                node_of[key] = len(tree.tokens)
+                tree.tokens.append(tail[k])
+                tree.parents.append(path[-1] if path else -1)
+            path.append(node_of[key])
+        tree.paths.append(path)
+    return tree
+
+
 def batches(group: Group, contexts_per_batch: int) -> list[list[Context]]:
     """Consecutive slices of a group's contexts; all requests of a context stay in its batch."""
     n = max(1, int(contexts_per_batch))
@@ -123,6 +158,11 @@ def batches(group: Group, contexts_per_batch: int) -> list[list[Context]]:
 
 
 def minimum_tokens(requests: Sequence[Request]) -> int:
-    """Each distinct context once plus each continuation: the floor without header sharing."""
-    contexts = {req.prefix + (req.tail[0],) for req in requests}
-    return sum(len(c) for c in contexts) + sum(len(req.targets) - 1 for req in requests)
+    """The floor without header sharing: each distinct context once, then per context each distinct
+    start of its continuations (choices that begin alike, such as a newline token and then the label
+    word, share those tokens; the last continuation token is never fed)."""
+    fed: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+    for req in requests:
+        starts = fed.setdefault(req.prefix, set())
+        starts.update(tuple(req.tail[:k]) for k in range(1, len(req.tail) + 1))
+    return sum(len(prefix) + len(starts) for prefix, starts in fed.items())

@@ -8,6 +8,7 @@ from lm_eval.models.huggingface import HFLM
 
 from jinstruct.prompts import jglue_prompt
 from jinstruct.scoring import HFFastLM  # importing registers hf-fast
+from jinstruct.scoring.plan import split_request
 
 TOL = 1e-4
 
@@ -142,6 +143,23 @@ def test_equal_to_stock_hf(model_path, stock_results, batch_size):
     assert n_fewshot <= st.contexts <= len({r.args[0] for r in requests})
     assert 0 < st.forward_tokens < st.minimum_tokens
     assert 0.0 <= st.padding_fraction < (0.05 if batch_size == 1 else 0.5)
+
+
+def test_packed_rows_feed_the_minimum(model_path, stock_results):
+    """Without header sharing, packed rows feed exactly the floor: each distinct context once and each
+    distinct start of its continuations once (choices beginning with the same tokens share them)."""
+    _, requests, expected = stock_results
+    lm = fast(model_path, batch_size=4, share_prefix=False, layout="packed")
+    assert_same(expected, lm.loglikelihood(requests), requests)
+    st = lm.scoring_stats
+    assert st.forward_tokens == st.minimum_tokens
+    pairs = [
+        lm._encode_pair(c, t) if c else ([lm.prefix_token_id], lm.tok_encode(t))  # as HFLM encodes them
+        for c, t in (r.args for r in requests)
+    ]
+    split = [split_request(c, t, lm.max_length) for c, t in pairs]
+    unmerged = sum(len(p) for p in {q.prefix for q in split}) + sum(len(q.tail) for q in split)
+    assert st.forward_tokens < unmerged  # the requests' tails really overlap, and ran once
 
 
 def test_stock_batched_equals_fast(model_path, stock_results):

@@ -85,12 +85,23 @@ def test_layouts_and_attention_kinds(tiny_llama, layout, attention):
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("share_prefix", [True, False])
-def test_packed_rows_in_chunks(tiny_llama, attention, share_prefix):
-    """Rows run in column chunks (the cache carries the earlier chunks) score as one pass does."""
+def test_packed_rows_attend_in_query_chunks(tiny_llama, attention, share_prefix, monkeypatch):
+    """Under SDPA the packed rows attend in query chunks, in one forward pass, and score as unchunked
+    rows do; eager attention runs them whole; the model's attention setting is restored after."""
+    import transformers.integrations.sdpa_attention as sdpa
+
     requests = jnli_requests(shots=2) + marc_requests()
     expected = stock(tiny_llama, attn_implementation=attention).loglikelihood(requests)
-    calls = {}
+    original = sdpa.sdpa_attention_forward
+    forward_passes = {}
     for chunk in (0, 7):
+        queries = []
+
+        def spy(module, query, *args, queries=queries, **kwargs):
+            queries.append(query.shape[2])
+            return original(module, query, *args, **kwargs)
+
+        monkeypatch.setattr(sdpa, "sdpa_attention_forward", spy)
         lm = fast(
             tiny_llama,
             batch_size=3,
@@ -98,14 +109,16 @@ def test_packed_rows_in_chunks(tiny_llama, attention, share_prefix):
             share_prefix=share_prefix,
             attn_implementation=attention,
         )
-        seen = []
-        lm.model.register_forward_pre_hook(
-            lambda m, a, k, seen=seen: seen.append(k["input_ids"].numel()), with_kwargs=True
-        )
+        passes = []
+        lm.model.register_forward_pre_hook(lambda m, a, k, passes=passes: passes.append(1), with_kwargs=True)
         assert_same(expected, lm.loglikelihood(requests), requests)
-        calls[chunk] = seen
-        assert sum(seen) == lm.scoring_stats.forward_positions  # chunks feed each column once
-    assert len(calls[7]) > 2 * len(calls[0])  # the chunks really ran
+        assert lm.model.config._attn_implementation == attention
+        forward_passes[chunk] = len(passes)
+        if attention == "eager" or chunk == 0:
+            assert not queries  # the model's own attention function ran, not the chunked one
+        else:
+            assert max(queries) == 7 and len(queries) > 4 * len(passes) * lm.model.config.num_hidden_layers
+    assert forward_passes[7] == forward_passes[0]  # the chunks are inside the attention, not extra passes
 
 
 def test_peft_adapter(tiny_llama, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jinstruct.scoring.plan import batches, minimum_tokens, plan_groups, split_request
+from jinstruct.scoring.plan import batches, minimum_tokens, plan_groups, split_request, tail_tree
 
 HEADER = list(range(100, 120))  # 20 tokens every prompt starts with
 
@@ -71,7 +71,23 @@ def test_batches_keep_contexts_whole():
     assert [c for b in parts for c in b] == group.contexts
 
 
+def test_minimum_tokens_counts_shared_continuation_starts_once():
+    # Three choices after one context, each "newline + label word": the newline is fed once.
+    requests = [split_request([1, 2, 3], [9, label], 100) for label in (20, 21, 22)]
+    assert minimum_tokens(requests) == 3 + 1
+    requests.append(split_request([1, 2, 3], [8, 20], 100))  # another first token: one more
+    assert minimum_tokens(requests) == 3 + 2
+
+
 def test_minimum_tokens_counts_each_context_once():
     requests = _doc(0, body_len=5)  # context of 25 tokens, continuations of 2 and 1 tokens
     # context once (25) + the continuation tokens the model is fed (all but the last of each: 1 + 0)
     assert minimum_tokens(requests) == 25 + 1
+
+
+def test_tail_tree_merges_tails_that_start_alike():
+    tree = tail_tree([[5, 9, 20], [5, 9, 21], [5, 8], [5, 9, 20]])
+    assert tree.tokens == [5, 9, 20, 21, 8]
+    assert tree.parents == [-1, 0, 1, 1, 0]
+    assert tree.depths == [0, 1, 2, 2, 1]
+    assert tree.paths == [[0, 1, 2], [0, 1, 3], [0, 4], [0, 1, 2]]
