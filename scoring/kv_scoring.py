@@ -133,6 +133,13 @@ def unsupported_reason(model, backend: str) -> str | None:
     return None
 
 
+def header_copy(header_cache, rows: int):
+    """A one-row header cache repeated to `rows` rows; a copy, as every batch of the group reuses it."""
+    cache = copy.deepcopy(header_cache)
+    cache.batch_repeat_interleave(rows)
+    return cache
+
+
 def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
     """`auto`: chunks of 256 columns at one CPU thread, none otherwise. Chunks save the attention's
     masked upper triangle but multiply the passes; with more threads every op of a pass ends in a
@@ -244,9 +251,7 @@ class SharedContextScorer:
         return self._score_cached(contexts, requests, header_len, header_cache)
 
     def _header_copy(self, header_cache, rows: int):
-        cache = copy.deepcopy(header_cache)
-        cache.batch_repeat_interleave(rows)
-        return cache
+        return header_copy(header_cache, rows)
 
     def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
