@@ -1,5 +1,6 @@
 """Greedy generation under the reference harness's rules: one request at a time (what the reference's
-`greedy_until` does) against `hf-fast` (batched by length, per-row stops), and stock lm-eval `hf`
+`greedy_until` does) against `hf-fast` (batched by length, per-row stops, the shared few-shot header
+run once per group; and with `share_prefix=False`, every prompt in full), and stock lm-eval `hf`
 `generate_until` on the same requests, all on one loaded model in one run.
 
     python benchmarks/generation.py --model tiny --docs 64 --threads 1,2 --repeat 2
@@ -11,7 +12,9 @@ is "。" for a trained model and, for random weights, a one-token string the mod
 request (as tasks set it per doc in gen_kwargs). The reference loop and hf-fast must give the same
 text for every request; stock `hf` follows lm-eval 0.4's own rules (it stops on any `until` string and
 skips special tokens), so for it the script reports how many texts agree rather than requiring it.
-Throughput is generated tokens (stop token included) per second.
+Throughput is generated tokens (stop token included) per second. "prompt tok" is the context tokens
+fed to the model (for hf-fast with a header: each group's header once plus every row's rest), "header
+tok" the header tokens run.
 """
 
 from __future__ import annotations
@@ -138,26 +141,54 @@ def main(argv=None) -> int:
         torch.set_num_threads(n_threads)
         best: dict[str, dict] = {}
 
-        def keep(name: str, texts, seconds: float, cpu: float, tokens: int, best=best) -> None:
+        def keep(
+            name: str, texts, seconds: float, cpu: float, tokens: int, prompt=None, header=None, best=best
+        ) -> None:
             if name not in best or seconds < best[name]["seconds"]:
-                best[name] = {"texts": texts, "seconds": seconds, "cpu": cpu, "tokens": tokens}
+                best[name] = {
+                    "texts": texts,
+                    "seconds": seconds,
+                    "cpu": cpu,
+                    "tokens": tokens,
+                    "prompt_tokens": prompt,
+                    "header_tokens": header,
+                }
 
         for _ in range(args.repeat):
             t, c = time.perf_counter(), time.process_time()
             texts, tokens = reference_loop(model, tok, prepared)
             useful = tokens
-            keep("reference loop", texts, time.perf_counter() - t, time.process_time() - c, tokens)
+            context_tokens = sum(len(p.context) for p in prepared)
+            keep(
+                "reference loop",
+                texts,
+                time.perf_counter() - t,
+                time.process_time() - c,
+                tokens,
+                context_tokens,
+                0,
+            )
             for bs in args.fast_batch_sizes.split(","):
-                lm = HFFastLM(pretrained=model, tokenizer=tok, batch_size=int(bs), tokenization="reference")
-                t, c = time.perf_counter(), time.process_time()
-                texts = lm.generate_until(reqs, disable_tqdm=True)
-                keep(
-                    f"hf-fast b{bs}",
-                    texts,
-                    time.perf_counter() - t,
-                    time.process_time() - c,
-                    lm.generation_stats.generated_tokens,
-                )
+                for share in (True, False):
+                    lm = HFFastLM(
+                        pretrained=model,
+                        tokenizer=tok,
+                        batch_size=int(bs),
+                        tokenization="reference",
+                        share_prefix=share,
+                    )
+                    t, c = time.perf_counter(), time.process_time()
+                    texts = lm.generate_until(reqs, disable_tqdm=True)
+                    st = lm.generation_stats
+                    keep(
+                        f"hf-fast b{bs}" + ("" if share else " full"),
+                        texts,
+                        time.perf_counter() - t,
+                        time.process_time() - c,
+                        st.generated_tokens,
+                        st.prompt_tokens,
+                        st.header_tokens,
+                    )
             for bs in args.stock_batch_sizes.split(","):
                 lm = HFLM(pretrained=model, tokenizer=tok, batch_size=int(bs))
                 t, c = time.perf_counter(), time.process_time()
@@ -168,23 +199,34 @@ def main(argv=None) -> int:
 
         base = best["reference loop"]
         print(f"\n== {n_threads} thread(s)")
+        stock = min((r for n, r in best.items() if n.startswith("stock")), key=lambda r: r["seconds"])
         print(
-            f"{'run':<16}{'gen tokens':>11}{'wall s':>8}{'cpu s':>8}{'tok/s':>8}{'vs loop':>9}{'(cpu)':>7}  same texts"
+            f"{'run':<18}{'prompt tok':>11}{'header tok':>11}{'gen tokens':>11}{'wall s':>8}{'cpu s':>8}"
+            f"{'tok/s':>8}{'vs loop':>9}{'(cpu)':>7}{'vs stock':>10}  same texts"
         )
         for name, r in best.items():
             same = sum(a == b for a, b in zip(base["texts"], r["texts"]))
             if name.startswith("hf-fast"):
                 ok &= same == len(reqs)
+            prompt = "-" if r["prompt_tokens"] is None else f"{r['prompt_tokens']:,}"
+            header = "-" if r["header_tokens"] is None else f"{r['header_tokens']:,}"
             print(
-                f"{name:<16}{r['tokens']:>11,}{r['seconds']:>8.2f}{r['cpu']:>8.2f}{r['tokens'] / r['seconds']:>8.0f}"
-                f"{base['seconds'] / r['seconds']:>8.2f}x{base['cpu'] / r['cpu']:>6.2f}x  {same}/{len(reqs)}"
+                f"{name:<18}{prompt:>11}{header:>11}{r['tokens']:>11,}{r['seconds']:>8.2f}{r['cpu']:>8.2f}"
+                f"{r['tokens'] / r['seconds']:>8.0f}{base['seconds'] / r['seconds']:>8.2f}x"
+                f"{base['cpu'] / r['cpu']:>6.2f}x{stock['seconds'] / r['seconds']:>9.2f}x  {same}/{len(reqs)}"
             )
-        fast = min((r for n, r in best.items() if n.startswith("hf-fast")), key=lambda r: r["seconds"])
-        stock = min((r for n, r in best.items() if n.startswith("stock")), key=lambda r: r["seconds"])
+
+        def fastest(full: bool, best=best) -> dict:
+            runs = [r for n, r in best.items() if n.startswith("hf-fast") and n.endswith(" full") == full]
+            return min(runs, key=lambda r: r["seconds"])
+
+        fast, full = fastest(False), fastest(True)
         print(
             f"RATIO hf-fast vs reference loop: {base['seconds'] / fast['seconds']:.2f}x wall "
             f"({base['cpu'] / fast['cpu']:.2f}x cpu); vs stock hf: {stock['seconds'] / fast['seconds']:.2f}x wall "
-            f"(stock runs lm-eval's rules; same texts {sum(a == b for a, b in zip(fast['texts'], stock['texts']))}/{len(reqs)})"
+            f"(stock runs lm-eval's rules; same texts {sum(a == b for a, b in zip(fast['texts'], stock['texts']))}/{len(reqs)}); "
+            f"shared header vs full prompts: {full['seconds'] / fast['seconds']:.2f}x wall, prompt tokens "
+            f"{fast['prompt_tokens']:,} vs {full['prompt_tokens']:,}"
         )
         summary.append(
             {

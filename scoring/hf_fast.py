@@ -3,14 +3,17 @@
 Stock `--model hf` runs one full forward pass per (context, choice) and computes the output head at
 every position. Here each distinct context runs once per batch, its choices are scored from its
 key/value cache, a prompt header common to many docs runs once per group, and the head is computed
-only where a token is scored. Numbers equal the stock model's (float rounding aside); everything that
-is not loglikelihood scoring (rolling loglikelihood, generation, model loading, data parallelism) is
-HFLM's own code.
+only where a token is scored. Numbers equal the stock model's (float rounding aside). Under
+`tokenization=reference`, `generate_until` applies the reference harness's greedy rules to batches,
+sharing a few-shot header the same way (`jinstruct.scoring.generation`). Everything else (rolling
+loglikelihood, generation under the default tokenization, model loading, data parallelism) is HFLM's
+own code.
 
 Extra model args (besides all of HFLM's):
 - `tokenization=lm_eval|reference`: lm-eval 0.4's pair encoding (default) or the reference harness's
   (see `jinstruct.scoring.tokenization`).
-- `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs.
+- `share_prefix=True`, `min_shared_prefix=16`: share a common prompt header across docs (scoring and
+  reference-rule generation).
 - `layout=auto|packed|cache`: how choices share their context (see `kv_scoring`); auto packs all
   choices of a context into one row where the attention takes a custom mask, else uses the cache.
 - `chunk_tokens=auto`: under SDPA the packed rows' attention runs in query chunks of this many tokens
@@ -174,7 +177,9 @@ class HFFastLM(HFLM):
 
     # -- generation -------------------------------------------------------------------------------------
     def generate_until(self, requests, disable_tqdm: bool = False):
-        """Default tokenization: HFLM's own generate_until. Reference: its greedy rules, batched."""
+        """Default tokenization: HFLM's own generate_until. Reference: its greedy rules, batched, with a
+        few-shot header shared by many contexts run once per group (`share_prefix`, `min_shared_prefix`)
+        and its key/value cache copied into each batch; see `jinstruct.scoring.generation`."""
         if self.tokenization != "reference":
             return super().generate_until(requests, disable_tqdm=disable_tqdm)
         prepared = []
@@ -205,6 +210,13 @@ class HFFastLM(HFLM):
             self.cache_hook.add_partial("generate_until", requests[i].args, text)
             pbar.update(1)
 
+        # Left padding, explicit positions and a copied header cache are exact only where the scoring
+        # path's shared cache is; anything else runs the reference's own one-request generate.
+        reason = unsupported_reason(self.model, self.backend)
+        if reason is not None:
+            eval_logger.warning("hf-fast: generating one request at a time (no batching): %s", reason)
+        st = self.generation_stats
+        before = (st.context_tokens, st.prompt_tokens, st.header_tokens, st.groups)
         texts = generate_reference(
             self.model,
             self.tokenizer,
@@ -212,10 +224,21 @@ class HFFastLM(HFLM):
             int(per_batch),
             pad,
             self.device,
-            self.generation_stats,
+            st,
             done,
+            batched=reason is None,
+            share_prefix=self.share_prefix,
+            min_shared=self.min_shared_prefix,
         )
         pbar.close()
+        eval_logger.info(
+            "hf-fast: %d generation requests; fed %d of %d prompt tokens (%d header tokens in %d groups)",
+            len(requests),
+            st.prompt_tokens - before[1],
+            st.context_tokens - before[0],
+            st.header_tokens - before[2],
+            st.groups - before[3],
+        )
         return texts
 
     # -- scoring ----------------------------------------------------------------------------------------

@@ -137,6 +137,13 @@ def unsupported_reason(model, backend: str) -> str | None:
     return None
 
 
+def header_copy(header_cache, rows: int):
+    """A one-row header cache repeated to `rows` rows; a copy, as every batch of the group reuses it."""
+    cache = copy.deepcopy(header_cache)
+    cache.batch_repeat_interleave(rows)
+    return cache
+
+
 def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
     """`auto`: queries in chunks of 128 (the fastest of 32-256 in a micro-benchmark of CPU SDPA at one
     and two threads, README Performance)."""
@@ -243,11 +250,6 @@ class SharedContextScorer:
                 )
         return self._score_cached(contexts, requests, header_len, header_cache)
 
-    def _header_copy(self, header_cache, rows: int):
-        cache = copy.deepcopy(header_cache)
-        cache.batch_repeat_interleave(rows)
-        return cache
-
     def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
             ids, mask, positions, scored, row_req, n_tokens, keep = self._packed_inputs(
@@ -271,7 +273,7 @@ class SharedContextScorer:
         """Logits of the last `keep` columns of one pass over the packed rows. Under SDPA the attention
         runs in query chunks (see `chunked_attention`); eager attention runs the rows whole."""
         n_ctx, width = ids.shape
-        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else None
+        cache = header_copy(header_cache, n_ctx) if header_cache is not None else None
         chunk = 0 if self.eager_mask else resolve_chunk_tokens(self.chunk_tokens)
         with query_chunks(_base_model(self.model), chunk):
             logits = self._forward(ids, self._as_attention_mask(mask), positions, cache, keep=keep)
@@ -344,7 +346,7 @@ class SharedContextScorer:
         rests = [c.prefix[header_len:] for c in contexts]
         rest_len = max(len(r) for r in rests)
 
-        cache = self._header_copy(header_cache, n_ctx) if header_cache is not None else self._new_cache()
+        cache = header_copy(header_cache, n_ctx) if header_cache is not None else self._new_cache()
         prefix_mask = torch.zeros((n_ctx, header_len + rest_len), dtype=torch.long, device=dev)
         prefix_mask[:, :header_len] = 1
         if rest_len > 0:

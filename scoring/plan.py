@@ -7,12 +7,14 @@ token and at c_1..c_{m-1}. So each request splits into
 - a *tail*: the last context token followed by c_1..c_{m-1}, exactly the positions that are scored.
 Requests with the same prefix share one run of it. Prefixes that start alike (the task description
 and the first instruction block of every few-shot prompt) share a *header*, run once per group.
+Generation (`plan_generation`) groups its contexts by the same rule (`shared_runs`), the prefix being
+the context without its last token.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -71,6 +73,25 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return len(os.path.commonprefix([a, b]))
 
 
+def shared_runs(
+    prefixes: Iterable[tuple[int, ...]], share_prefix: bool = True, min_shared: int = 16
+) -> list[tuple[int, list[tuple[int, ...]]]]:
+    """Distinct prefixes in runs that share a header of at least `min_shared` tokens.
+
+    Returns (header length, member prefixes) per run; the header is 0 for a run of one prefix (or
+    with `share_prefix` off, when every prefix is its own run)."""
+    runs: list[tuple[int, list[tuple[int, ...]]]] = []
+    for prefix in sorted(prefixes):  # lexicographic: prefixes with a common start become neighbours
+        if runs and share_prefix:
+            shared = _common_prefix_len(runs[-1][1][-1], prefix)
+            if shared >= min_shared:
+                header, members = runs[-1]
+                runs[-1] = (min(header, shared) if len(members) > 1 else shared, members + [prefix])
+                continue
+        runs.append((0, [prefix]))
+    return [(header if len(members) > 1 else 0, members) for header, members in runs]
+
+
 def plan_groups(
     requests: Sequence[Request],
     share_prefix: bool = True,
@@ -90,21 +111,8 @@ def plan_groups(
         return []
     tails = {ctx.prefix: sum(len(requests[r].tail) for r in ctx.rows) for ctx in by_prefix.values()}
 
-    ordered = sorted(by_prefix)  # lexicographic: prefixes with a common start become neighbours
-    runs: list[tuple[int, list[tuple[int, ...]]]] = []
-    for prefix in ordered:
-        if runs and share_prefix:
-            shared = _common_prefix_len(runs[-1][1][-1], prefix)
-            if shared >= min_shared:
-                header, members = runs[-1]
-                runs[-1] = (min(header, shared) if len(members) > 1 else shared, members + [prefix])
-                continue
-        runs.append((0, [prefix]))
-
     groups = []
-    for header, members in runs:
-        if len(members) == 1:
-            header = 0
+    for header, members in shared_runs(by_prefix, share_prefix, min_shared):
         if window is not None and header and max(len(p) + tails[p] for p in members) > window:
             header = 0
         contexts = [by_prefix[p] for p in members]
@@ -166,3 +174,52 @@ def minimum_tokens(requests: Sequence[Request]) -> int:
         starts = fed.setdefault(req.prefix, set())
         starts.update(tuple(req.tail[:k]) for k in range(1, len(req.tail) + 1))
     return sum(len(prefix) + len(starts) for prefix, starts in fed.items())
+
+
+@dataclass
+class GenerationGroup:
+    """Generation requests whose contexts share their first `header_len` tokens (0: run in full)."""
+
+    header_len: int
+    rows: list[int]  # indices into the request list, longest context first
+
+
+def plan_generation(
+    contexts: Sequence[Sequence[int]],
+    max_new_tokens: Sequence[int],
+    share_prefix: bool = True,
+    min_shared: int = 16,
+    window: int | None = None,
+) -> list[GenerationGroup]:
+    """Group generation contexts by a shared header; every request not in such a group joins one
+    header-less group at the end.
+
+    The header is taken from the contexts without their last token, so that each row keeps at least
+    one token outside it: the logits at a row's last context position choose its first new token.
+    `window`: the model's smallest sliding-attention window, if any; a group shares its header only
+    when header + longest rest + largest `max_new_tokens` fit in it, because the padding between header
+    and rest would otherwise shift which tokens the window covers.
+    """
+    by_prefix: dict[tuple[int, ...], list[int]] = {}
+    for i, context in enumerate(contexts):
+        by_prefix.setdefault(tuple(context[:-1]), []).append(i)
+
+    def longest_first(rows: Iterable[int]) -> list[int]:
+        # Stable on the request order, as the header-less path has always batched.
+        return sorted(rows, key=lambda i: -len(contexts[i]))
+
+    groups, plain = [], []
+    for header, members in shared_runs(by_prefix, share_prefix, min_shared):
+        rows = [i for prefix in members for i in by_prefix[prefix]]
+        if header and window is not None:
+            longest = max(len(contexts[i]) for i in rows)  # header + longest rest
+            if longest + max(max_new_tokens[i] for i in rows) > window:
+                header = 0
+        if header:
+            groups.append(GenerationGroup(header, longest_first(rows)))
+        else:
+            plain.extend(rows)
+    groups.sort(key=lambda g: -len(contexts[g.rows[0]]))
+    if plain:
+        groups.append(GenerationGroup(0, longest_first(sorted(plain))))
+    return groups

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from jinstruct.scoring.plan import batches, minimum_tokens, plan_groups, split_request, tail_tree
+from jinstruct.scoring.plan import (
+    batches,
+    minimum_tokens,
+    plan_generation,
+    plan_groups,
+    split_request,
+    tail_tree,
+)
 
 HEADER = list(range(100, 120))  # 20 tokens every prompt starts with
 
@@ -91,3 +98,34 @@ def test_tail_tree_merges_tails_that_start_alike():
     assert tree.parents == [-1, 0, 1, 1, 0]
     assert tree.depths == [0, 1, 2, 2, 1]
     assert tree.paths == [[0, 1, 2], [0, 1, 3], [0, 4], [0, 1, 2]]
+
+
+# -- generation ----------------------------------------------------------------------------------------
+def test_generation_groups_by_header_and_keeps_a_token_outside_it():
+    contexts = [HEADER + [1000 + i] * (2 + i) for i in range(4)] + [HEADER, [5, 6, 7]]
+    budgets = [8] * len(contexts)
+    header_group, plain = plan_generation(contexts, budgets, min_shared=16)
+    # The bare header is a context too: the shared part stops one token before its end.
+    assert header_group.header_len == len(HEADER) - 1
+    assert sorted(header_group.rows) == [0, 1, 2, 3, 4]
+    assert [len(contexts[i]) for i in header_group.rows] == sorted(
+        (len(contexts[i]) for i in header_group.rows), reverse=True
+    )
+    assert (plain.header_len, plain.rows) == (0, [5])
+    (whole,) = plan_generation(contexts[:4], budgets[:4], min_shared=16)
+    assert whole.header_len == len(HEADER)
+
+
+def test_generation_without_sharing_is_one_length_sorted_group():
+    contexts = [HEADER + [1000 + i] * (2 + i % 3) for i in range(6)]
+    (group,) = plan_generation(contexts, [4] * 6, share_prefix=False)
+    assert group.header_len == 0
+    assert group.rows == sorted(range(6), key=lambda i: -len(contexts[i]))  # stable, longest first
+    (group,) = plan_generation(contexts[:1] * 3, [4] * 3)  # one distinct context: nothing to share
+    assert (group.header_len, group.rows) == (0, [0, 1, 2])
+
+
+def test_generation_header_needs_rows_and_new_tokens_inside_the_window():
+    contexts = [HEADER + [1000 + i] * 4 for i in range(3)]  # 24 tokens each
+    assert plan_generation(contexts, [8, 8, 8], window=32)[0].header_len == 20  # 24 + 8 fits
+    assert plan_generation(contexts, [8, 9, 8], window=32)[0].header_len == 0  # one row's budget does not
