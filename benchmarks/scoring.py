@@ -424,7 +424,7 @@ def report(instances, runs_list: list[Run], dtype: str) -> tuple[bool, dict]:
     }
     print(
         f"tokens: stock {summary['stock_tokens']:,}, hf-fast {summary['fast_tokens']:,}, minimum "
-        f"{summary['minimum_tokens']:,} (each context once + each continuation; the shared header "
+        f"{summary['minimum_tokens']:,} (each distinct context once + each distinct continuation start; the shared header "
         f"{summary['header_tokens']} tokens takes hf-fast below it); token ratio {token_ratio:.2f}x; "
         f"time ratio {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU; EFFICIENCY {wall_ratio / token_ratio:.3f} "
         f"wall, {cpu_ratio / token_ratio:.3f} CPU"
