@@ -10,7 +10,9 @@ costs a thread synchronisation per op and pass, which at several threads outweig
 
 Each chunk is transformers' own `sdpa_attention_forward` on a slice, so whatever it does (grouped
 heads, position bias, scaling) applies unchanged; the keys a chunk leaves out are masked for all of
-its queries, so only the summation order differs from one call.
+its queries, so only the summation order differs from one call. The switch works only for models
+whose attention modules look their function up by name in transformers' attention interface
+(`_supports_attention_backend`); kv_scoring uses it for those alone.
 """
 
 from __future__ import annotations

@@ -189,6 +189,10 @@ class SharedContextScorer:
         self.layout = layout
         self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION and self.takes_positions
         self.eager_mask = attention == "eager"
+        # Query chunks swap in a registered attention function; only models that dispatch through
+        # transformers' attention interface call it (some, such as Falcon, test for "sdpa" by name and
+        # would take their eager branch instead).
+        self.chunks_queries = attention == "sdpa" and getattr(base, "_supports_attention_backend", False)
         self.chunk_tokens = chunk_tokens
         self.stats = PassStats()
 
@@ -271,10 +275,10 @@ class SharedContextScorer:
 
     def _packed_forward(self, ids, mask, positions, header_len: int, header_cache, keep: int):
         """Logits of the last `keep` columns of one pass over the packed rows. Under SDPA the attention
-        runs in query chunks (see `chunked_attention`); eager attention runs the rows whole."""
+        runs in query chunks (see `chunked_attention`); other attention runs the rows whole."""
         n_ctx, width = ids.shape
         cache = header_copy(header_cache, n_ctx) if header_cache is not None else None
-        chunk = 0 if self.eager_mask else resolve_chunk_tokens(self.chunk_tokens)
+        chunk = resolve_chunk_tokens(self.chunk_tokens) if self.chunks_queries else 0
         with query_chunks(_base_model(self.model), chunk):
             logits = self._forward(ids, self._as_attention_mask(mask), positions, cache, keep=keep)
         return logits[:, -keep:], logits.shape[0] * logits.shape[1]

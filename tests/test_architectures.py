@@ -96,8 +96,23 @@ def test_hf_fast_equals_hf_in_both_tokenizations(arch_model, monkeypatch):
     token_requests = [
         (req.args, *encode_pair(reference.tokenizer, *req.args, mode="reference")) for req in requests
     ]
-    lm_ref = fast(path, batch_size=4, tokenization="reference")
+    # Small attention chunks here, so that every architecture's SDPA layers also run query-chunked.
+    import transformers.integrations.sdpa_attention as sdpa
+
+    chunks: list[int] = []
+    original = sdpa.sdpa_attention_forward
+    monkeypatch.setattr(
+        sdpa,
+        "sdpa_attention_forward",
+        lambda module, query, *a, **k: chunks.append(query.shape[2]) or original(module, query, *a, **k),
+    )
+    lm_ref = fast(path, batch_size=4, tokenization="reference", chunk_tokens=16)
     assert_same(reference._loglikelihood_tokens(token_requests), lm_ref.loglikelihood(requests), requests)
+    if "packed" in EXPECTED[arch] and lm_ref._fast_path().chunks_queries:
+        assert chunks and max(chunks) <= 16
+    else:  # eager, cache-only, or attention code that tests for "sdpa" by name (Falcon, StableLM)
+        assert not chunks
+    assert lm_ref.model.config._attn_implementation in ("sdpa", "eager")
 
     expected = EXPECTED[arch]
     if expected == "stock":
