@@ -148,12 +148,14 @@ def build_model(
     num_heads: int = 4,
     max_positions: int = 2048,
     seed: int = 0,
+    **config_overrides,
 ):
-    """A randomly initialised causal LM of architecture `arch` (a model_type of TINY_ARCHITECTURES)."""
+    """A randomly initialised causal LM of architecture `arch` (a model_type of TINY_ARCHITECTURES);
+    `config_overrides` replace or add config fields (a smaller sliding window, other layer types)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    fields = _arch_fields(arch, hidden_size, num_layers, num_heads, max_positions)
+    fields = {**_arch_fields(arch, hidden_size, num_layers, num_heads, max_positions), **config_overrides}
     config = AutoConfig.for_model(
         arch,
         vocab_size=len(tokenizer),

@@ -242,25 +242,12 @@ def test_min_shared_prefix_applies_to_generation(tiny_llama):
 
 def gemma3(tok, window: int):
     """Gemma 3 layout: two sliding-window layers and a global one."""
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+    from jinstruct.tiny import build_model
 
-    config = Gemma3TextConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        sliding_window=window,
-        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config).eval()
+    layers = ["sliding_attention", "sliding_attention", "full_attention"]
+    return build_model(
+        tok, arch="gemma3_text", num_layers=3, sliding_window=window, layer_types=layers
+    ).eval()
 
 
 @pytest.mark.parametrize("window", [16, 128])
@@ -285,26 +272,15 @@ def test_sliding_window_shares_the_header_only_where_rows_fit(tiny_lm, window):
 def test_bloom_shares_the_header_with_positions_from_the_mask(tiny_lm):
     """BLOOM takes no position ids: its ALiBi positions are the running sum of the 2D mask, which
     `[ones(header) | pads | rest]` numbers as the unpadded run does."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from jinstruct.scoring import HFFastLM
+    from jinstruct.tiny import build_model
 
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     # Larger initial weights than the default: with those, the tiny BLOOM writes the same text after
     # every question, and a wrong mask or position would go unseen.
-    config = AutoConfig.for_model(
-        "bloom",
-        vocab_size=len(tok),
-        hidden_size=64,
-        n_layer=2,
-        n_head=4,
-        initializer_range=0.3,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = build_model(tok, arch="bloom", initializer_range=0.3).eval()
     reqs = header_requests(model, tok)
     lm = HFFastLM(pretrained=model, tokenizer=tok, batch_size=3, tokenization="reference")
     assert lm.generate_until(reqs, disable_tqdm=True) == one_at_a_time(model, tok, reqs, lm.max_length)

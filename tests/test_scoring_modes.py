@@ -140,27 +140,16 @@ def test_peft_adapter(tiny_llama, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_gemma3(tiny_lm, tmp_path_factory):
     """Gemma 3 layout: sliding-window layers (window 16, far shorter than the prompts) and a global one."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig
+    from transformers import AutoTokenizer
+
+    from jinstruct.tiny import build_model
 
     out = tmp_path_factory.mktemp("tiny_gemma3")
     tok = AutoTokenizer.from_pretrained(str(tiny_lm))
-    config = Gemma3TextConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        sliding_window=16,
-        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+    layers = ["sliding_attention", "sliding_attention", "full_attention"]
+    build_model(tok, arch="gemma3_text", num_layers=3, sliding_window=16, layer_types=layers).save_pretrained(
+        out
     )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
