@@ -121,6 +121,7 @@ class HFFastLM(HFLM):
         self._fallback_said = False
         self._stock_only = False  # set while a parent method (rolling) must run HFLM's own code
         self.generation_stats = GenerationStats()
+        self._generation_fallback_said = False
         self._encode_memo: dict[str, list[int]] | None = None
 
     def _data_parallel_on_cpu(self) -> None:
@@ -213,8 +214,9 @@ class HFFastLM(HFLM):
         # Left padding, explicit positions and a copied header cache are exact only where the scoring
         # path's shared cache is; anything else runs the reference's own one-request generate.
         reason = unsupported_reason(self.model, self.backend)
-        if reason is not None:
+        if reason is not None and not self._generation_fallback_said:
             eval_logger.warning("hf-fast: generating one request at a time (no batching): %s", reason)
+            self._generation_fallback_said = True
         st = self.generation_stats
         before = (st.context_tokens, st.prompt_tokens, st.header_tokens, st.groups)
         texts = generate_reference(
