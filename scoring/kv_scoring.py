@@ -12,8 +12,8 @@ own unpadded sequence. Nothing is copied per choice. Under SDPA the attention ru
 (`chunked_attention`), which skips most of the mask's upper triangle.
 
 "cache" (any attention, and whenever a row would not fit a sliding window): the prefixes run first
-(B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per request
-and the tails run on it, right-padded.
+(B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per distinct
+tail (choices that differ in their last token only share a row) and the tails run on it, right-padded.
 
 Left padding keeps every real token of a row at one constant index offset, so causal, padding and
 sliding-window masks see the same token distances as an unpadded run; explicit position ids give each
@@ -263,10 +263,15 @@ class SharedContextScorer:
             logits, head_positions = self._packed_forward(
                 ids, mask, positions, header_len, header_cache, keep
             )
+        self.stats.add(n_tokens, ids.numel(), head_positions)
+        return self._scores(logits, scored, row_req)
+
+    def _scores(self, logits, scored, row_req: list[int]) -> list[tuple[int, float, bool]]:
+        """(request, log-likelihood, is_greedy) from the logits at the scored positions; `scored` holds
+        (row, column, target token, request slot) per scored token, so requests may share a row."""
         with record_function("hf_fast.head"):
-            self.stats.add(n_tokens, ids.numel(), head_positions)
             row, col, target, who = (t.to(self.device) for t in scored)
-            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)[row, col]
+            logprobs = F.log_softmax(logits[row, col], dim=-1, dtype=self.softmax_dtype)
             picked = logprobs.gather(1, target[:, None]).squeeze(1)
             misses = (logprobs.argmax(dim=-1) != target).to(torch.long)
             ll = torch.zeros(len(row_req), dtype=picked.dtype, device=self.device).index_add_(0, who, picked)
@@ -372,24 +377,29 @@ class SharedContextScorer:
         inputs_range = record_function("hf_fast.inputs")
         inputs_range.__enter__()
 
-        # One row per request, reading its context's cache row.
-        row_ctx = [ci for ci, c in enumerate(contexts) for _ in c.rows]
-        row_req = [r for c in contexts for r in c.rows]
+        # One row per distinct tail of a context, reading the context's cache row: choices whose tails
+        # are equal (they differ in their last token only) are scored from one row.
+        rows: dict[tuple[int, tuple[int, ...]], int] = {}
+        scored: list[tuple[int, int, int, int]] = []  # (row, column, target, request slot)
+        row_req: list[int] = []
+        for ci, c in enumerate(contexts):
+            for r in c.rows:
+                j = rows.setdefault((ci, tuple(requests[r].tail)), len(rows))
+                scored += [(j, k, t, len(row_req)) for k, t in enumerate(requests[r].targets)]
+                row_req.append(r)
+        row_ctx = [ci for ci, _ in rows]
+        tails = [tail for _, tail in rows]
         select = torch.tensor(row_ctx, dtype=torch.long, device=dev)
         if header_len + rest_len > 0 and row_ctx != list(range(n_ctx)):
             cache.batch_select_indices(select)
-        tails = [requests[r].tail for r in row_req]
         tail_len = max(len(t) for t in tails)
-        n_rows = len(row_req)
+        n_rows = len(tails)
         ids = torch.full((n_rows, tail_len), self.pad_token_id, dtype=torch.long, device=dev)
-        targets = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
         tail_mask = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
         positions = torch.zeros((n_rows, tail_len), dtype=torch.long, device=dev)
-        for j, r in enumerate(row_req):
-            n = len(tails[j])
-            ids[j, :n] = torch.tensor(tails[j], dtype=torch.long, device=dev)
-            targets[j, :n] = torch.tensor(requests[r].targets, dtype=torch.long, device=dev)
-            tail_mask[j, :n] = 1
+        for j, tail in enumerate(tails):
+            ids[j, : len(tail)] = torch.tensor(tail, dtype=torch.long, device=dev)
+            tail_mask[j, : len(tail)] = 1
             start = ctx_lengths[row_ctx[j]]
             positions[j] = torch.arange(start, start + tail_len, device=dev)
         mask = torch.cat([prefix_mask[select], tail_mask], dim=1)
@@ -397,11 +407,4 @@ class SharedContextScorer:
         with record_function("hf_fast.forward"):
             logits = self._forward(ids, mask, positions, cache)
         self.stats.add(sum(len(t) for t in tails), ids.numel(), ids.numel())
-
-        with record_function("hf_fast.head"):
-            logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-            picked = torch.gather(logprobs, 2, targets.unsqueeze(-1)).squeeze(-1)
-            valid = tail_mask.bool()
-            ll = picked.masked_fill(~valid, 0).sum(dim=1)
-            greedy = ((logprobs.argmax(dim=-1) == targets) | ~valid).all(dim=1)
-            return list(zip(row_req, ll.tolist(), greedy.tolist()))
+        return self._scores(logits, torch.tensor(scored, dtype=torch.long).T, row_req)

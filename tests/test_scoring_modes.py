@@ -83,6 +83,26 @@ def test_layouts_and_attention_kinds(tiny_llama, layout, attention):
     assert lm._fast_path().packs == (layout == "packed")
 
 
+@pytest.mark.parametrize("layout", ["packed", "cache"])
+def test_choices_that_start_alike_share_their_tokens(tiny_llama, layout):
+    """Continuations that differ only in their last token have equal tails: the cache layout scores them
+    from one row, the packed layout merges every common start into a tree; both equal stock."""
+    reference = stock(tiny_llama)
+    ids = reference.tok_encode("男性がギターを弾いています。猫が窓辺で眠っています。")
+    ctx, a, b = ids[:-3], ids[-3], ids[-2]
+    conts = [[a, b, last] for last in (ids[-1], 5, 17, 42)] + [[a, 9], [7, 8]]
+    requests = [(("", ""), ctx, cont) for cont in conts]
+    expected = reference._loglikelihood_tokens(requests)
+    lm = fast(tiny_llama, batch_size=2, layout=layout)
+    got = lm._loglikelihood_tokens(requests)
+    for (ll, greedy), (want, want_greedy) in zip(got, expected):
+        assert abs(ll - want) < TOL and greedy == want_greedy
+    # Tail tokens fed (each tail starts with the context's last token c): the cache layout's rows are
+    # [c a b] once for four choices, [c a] and [c 7]; the packed tree's nodes are c, a, b and 7.
+    after = {"cache": 3 + 2 + 2, "packed": 4}[layout]
+    assert lm.scoring_stats.forward_tokens == len(ctx) - 1 + after
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("share_prefix", [True, False])
 def test_packed_rows_attend_in_query_chunks(tiny_llama, attention, share_prefix, monkeypatch):
