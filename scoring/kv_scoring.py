@@ -243,7 +243,8 @@ class SharedContextScorer:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
         if self.packs:
             width = max(
-                len(c.prefix) - header_len + sum(len(requests[r].tail) for r in c.rows) for c in contexts
+                len(c.prefix) - header_len + len(tail_tree([requests[r].tail for r in c.rows]).tokens)
+                for c in contexts
             )
             if self.window is None or header_len + width <= self.window:
                 return self._score_packed(contexts, requests, header_len, header_cache)
