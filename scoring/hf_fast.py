@@ -149,11 +149,42 @@ class HFFastLM(HFLM):
             found = memo[string] = super().tok_encode(string)
         return list(found)
 
+    def _encode_all(self, pairs) -> dict[str, list[int]]:
+        """Every string lm-eval's pair encoding will ask `tok_encode` for, encoded in one batch call
+        (a fast tokenizer runs it on all cores). Strings are grouped by the special-token setting
+        `tok_encode` would use; each group's first string is checked against `tok_encode` itself, and a
+        group that differs (another lm-eval's rules, a slow tokenizer) is left to be encoded one by one."""
+        from lm_eval.models.utils import _add_special_kwargs, has_bos_prefix
+
+        if not getattr(self.tokenizer, "is_fast", False):
+            return {}
+        strings: set[str] = set()
+        for context, continuation in pairs:
+            if not context:  # lm-eval encodes the continuation alone, with explicit special-token settings
+                continue
+            n_spaces = len(context) - len(context.rstrip())  # moved to the continuation, as lm-eval does
+            if n_spaces:
+                context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+            strings.update((context, context + continuation))
+        bos = self.tokenizer.decode(self.prefix_token_id)
+        groups: dict[tuple, list[str]] = {}
+        for string in sorted(strings):
+            kwargs = _add_special_kwargs(None, self.add_bos_token)
+            if has_bos_prefix(string, bos):
+                kwargs["add_special_tokens"] = False
+            groups.setdefault(tuple(sorted(kwargs.items())), []).append(string)
+        memo: dict[str, list[int]] = {}
+        for kwargs, group in groups.items():
+            encoded = self.tokenizer(group, **dict(kwargs))["input_ids"]
+            if encoded[0] == super().tok_encode(group[0]):
+                memo.update(zip(group, encoded))
+        return memo
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         if self.tokenization == "lm_eval":
             # lm-eval's _encode_pair encodes a doc's context once per choice; within this call each
-            # distinct string is encoded once (the tokenizer is deterministic).
-            self._encode_memo = {}
+            # distinct string is encoded once (the tokenizer is deterministic), all in one batch call.
+            self._encode_memo = self._encode_all([req.args for req in requests])
             try:
                 return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
             finally:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_model
+from lm_eval.models.huggingface import HFLM
 from test_scoring_equality import TOL, all_requests, assert_same, fast, jnli_requests, marc_requests, stock
 
 from jinstruct.scoring import HFFastLM, continuation_token_count, encode_pair
@@ -260,3 +261,21 @@ def test_mixed_precision_with_the_boolean_mask(tiny_llama, chunk):
     assert lm._fast_path().autocast_dtype == torch.bfloat16 and lm._fast_path().packs
     for (ll, _), (want, _) in zip(got, expected):
         assert abs(ll - want) <= 0.02 * max(1.0, abs(want))
+
+
+@pytest.mark.parametrize("add_bos_token", [False, True])
+def test_strings_encoded_in_one_batch_equal_tok_encode(tiny_llama, add_bos_token, monkeypatch):
+    """The batch pre-encoding gives every string the tokens `tok_encode` gives it, and lm-eval's pair
+    encoding then encodes one string on its own only to check the batch (one per special-token setting)."""
+    requests = all_requests()
+    lm = fast(tiny_llama, batch_size=2, add_bos_token=add_bos_token)
+    memo = lm._encode_all([r.args for r in requests])
+    assert len(memo) > 20 and all(ids == HFLM.tok_encode(lm, s) for s, ids in memo.items())
+    expected = stock(tiny_llama, add_bos_token=add_bos_token).loglikelihood(requests)
+    alone = []
+    original = HFLM.tok_encode
+    monkeypatch.setattr(
+        HFLM, "tok_encode", lambda self, s, *a, **k: alone.append(k) or original(self, s, *a, **k)
+    )
+    assert_same(expected, lm.loglikelihood(requests), requests)
+    assert len([k for k in alone if not k]) == 1  # the check of the batch; stock encodes 52 strings one by one
