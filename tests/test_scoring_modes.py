@@ -278,4 +278,5 @@ def test_strings_encoded_in_one_batch_equal_tok_encode(tiny_llama, add_bos_token
         HFLM, "tok_encode", lambda self, s, *a, **k: alone.append(k) or original(self, s, *a, **k)
     )
     assert_same(expected, lm.loglikelihood(requests), requests)
-    assert len([k for k in alone if not k]) == 1  # the check of the batch; stock encodes 52 strings one by one
+    # Alone: the one check of the batch (stock encodes these requests' 52 strings one by one).
+    assert len([k for k in alone if not k]) == 1
