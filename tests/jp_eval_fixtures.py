@@ -179,3 +179,43 @@ def write_generation_data(root: Path, n_eval: int = 9) -> dict[str, str]:
         "jaqket_dir": str(write_jaqket(root / "jaqket", jaqket_items(10, 5), jaqket_items(n_eval, 6))),
         "xlsum_dir": str(write_xlsum(root / "xlsum", xlsum_rows(8, 7), xlsum_rows(n_eval, 8))),
     }
+
+
+# One task per dataset and every kind of stop: MGSM's EOS text, JSQuAD's "\n", 0.4's literal `<NL>`.
+GENERATION_TASKS = ["mgsm_v00", "jsquad_v05", "jsquad12_v04", "jaqket2_v01", "xlsum_v04"]
+GENERATION_MAX_LENGTH = 700  # so MGSM drops shots and XLSum truncates articles
+
+
+def generation_task_manager(model: Path, root: Path):
+    """A TaskManager over the shipped tasks, reading the generated data under `root`."""
+    from lm_eval.tasks import TaskManager
+
+    from jinstruct.harness_tasks import tasks_dir
+
+    metadata = {
+        "pretrained": str(model),
+        **write_generation_data(root),
+        "jp_eval_max_length": GENERATION_MAX_LENGTH,
+    }
+    return TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+
+
+def evaluate_generation_tasks(model: Path, manager, backend: str = "hf", **model_args) -> dict:
+    """`simple_evaluate` of GENERATION_TASKS on `model`, 3 docs each, samples logged."""
+    from lm_eval import simple_evaluate
+
+    return simple_evaluate(
+        model=backend,
+        model_args={
+            "pretrained": str(model),
+            "max_length": GENERATION_MAX_LENGTH,
+            "dtype": "float32",
+            **model_args,
+        },
+        tasks=GENERATION_TASKS,
+        task_manager=manager,
+        limit=3,
+        log_samples=True,
+        batch_size=2,
+        device="cpu",
+    )

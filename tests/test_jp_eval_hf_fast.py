@@ -6,46 +6,22 @@ each text equals the reference's greedy_until run one request at a time."""
 from __future__ import annotations
 
 import pytest
-from jp_eval_fixtures import write_generation_data
+from jp_eval_fixtures import GENERATION_MAX_LENGTH as MAX_LENGTH
+from jp_eval_fixtures import GENERATION_TASKS as TASKS
+from jp_eval_fixtures import evaluate_generation_tasks, generation_task_manager
 from test_scoring_generation import reference_loop
 
 import jinstruct.scoring  # noqa: F401  (registers hf-fast)
-from jinstruct.harness_tasks import tasks_dir
-
-TASKS = ["mgsm_v00", "jsquad_v05", "jsquad12_v04", "jaqket2_v01", "xlsum_v04"]
-MAX_LENGTH = 700  # so MGSM drops shots and XLSum truncates articles
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_lm):
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    root = tmp_path_factory.mktemp("jp_eval_hf_fast")
-    metadata = {
-        "pretrained": str(tiny_lm),
-        **write_generation_data(root),
-        "jp_eval_max_length": MAX_LENGTH,
+    manager = generation_task_manager(tiny_lm, tmp_path_factory.mktemp("jp_eval_hf_fast"))
+    return {
+        "stock": evaluate_generation_tasks(tiny_lm, manager, "hf"),
+        "fast": evaluate_generation_tasks(tiny_lm, manager, "hf-fast"),
+        "reference": evaluate_generation_tasks(tiny_lm, manager, "hf-fast", tokenization="reference"),
     }
-    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
-    base_args = {"pretrained": str(tiny_lm), "max_length": MAX_LENGTH, "dtype": "float32"}
-    out = {}
-    for name, model, extra in (
-        ("stock", "hf", {}),
-        ("fast", "hf-fast", {}),
-        ("reference", "hf-fast", {"tokenization": "reference"}),
-    ):
-        out[name] = simple_evaluate(
-            model=model,
-            model_args={**base_args, **extra},
-            tasks=TASKS,
-            task_manager=manager,
-            limit=3,
-            log_samples=True,
-            batch_size=2,
-            device="cpu",
-        )
-    return out
 
 
 def texts(out: dict, task: str) -> dict[int, str]:

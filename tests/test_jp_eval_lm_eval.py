@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from jp_eval_fixtures import write_generation_data
-
-from jinstruct.harness_tasks import tasks_dir
-
-TASKS = ["mgsm_v00", "jsquad_v05", "jsquad12_v04", "jaqket2_v01", "xlsum_v04"]
+from jp_eval_fixtures import GENERATION_TASKS as TASKS
+from jp_eval_fixtures import evaluate_generation_tasks, generation_task_manager
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, tiny_lm):
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    root = tmp_path_factory.mktemp("jp_eval_e2e")
-    metadata = {
-        "pretrained": str(tiny_lm),
-        **write_generation_data(root),
-        "jp_eval_max_length": 700,  # so MGSM drops shots and XLSum truncates articles
-    }
-    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
-    out = simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(tiny_lm), "max_length": 700, "dtype": "float32"},
-        tasks=TASKS,
-        task_manager=manager,
-        limit=3,
-        log_samples=True,
-        batch_size=2,
-        device="cpu",
-    )
+    manager = generation_task_manager(tiny_lm, tmp_path_factory.mktemp("jp_eval_e2e"))
+    out = evaluate_generation_tasks(tiny_lm, manager, "hf")
     tasks = {name: manager.load([name])["tasks"][name] for name in TASKS}
     return out, tasks
 
