@@ -16,6 +16,7 @@ import torch
 from lm_eval.api.instance import Instance
 from safetensors.torch import load_file
 from test_scoring_equality import all_requests, assert_same, fast, jnli_requests, marc_requests, stock
+from test_training_run import small_config
 
 from jinstruct.scoring import encode_pair
 from jinstruct.scoring.kv_scoring import SharedContextScorer
@@ -126,20 +127,17 @@ def test_hf_fast_equals_hf_in_both_tokenizations(arch_model, monkeypatch):
 def adapter(arch_model, tmp_path_factory) -> Path:
     arch, path = arch_model
     out = tmp_path_factory.mktemp(f"lora_{arch}")
-    config = TrainConfig(
-        model=str(path),
-        data=str(SAMPLE),
-        output=str(out),
+    # max_steps sets the schedule (the helper's epochs do not count), and no checkpoint is kept.
+    config = small_config(
+        path,
+        out,
         seq_len=128,
         val_size=4,
         global_batch_size=4,
-        micro_batch_size=2,
         max_steps=3,
         lr=1e-2,
         warmup_steps=1,
-        eval_every=3,
         save_every=1000,
-        progress=False,
     )
     return train(config)
 
