@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from jinstruct.model_forward import base_model, cache_keyword, forward_params
+
 from .kv_scoring import header_copy, sliding_window_of
 from .plan import plan_generation
 
@@ -101,11 +103,8 @@ def _forward(model, kwargs, ids, mask, positions, cache):
 
 def _call_kwargs(model):
     """How this model takes a cache and whether it can skip the head on all but the last position."""
-    import inspect
-
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    params = inspect.signature(base.forward).parameters
-    cache_kw = "cache" if "cache" in params else "past_key_values"
+    base, params = base_model(model), forward_params(model)
+    cache_kw = cache_keyword(params)
     extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     return base, lambda cache: {cache_kw: cache, **extra}
 

@@ -25,7 +25,6 @@ which is where the time goes for models with a large vocabulary.
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from jinstruct.attention import additive_mask
+from jinstruct.model_forward import base_model, cache_keyword, forward_params
 
 from .chunked_attention import query_chunks
 from .plan import Context, Request, tail_tree
@@ -70,12 +70,6 @@ class PassStats:
         return 0.0 if self.positions == 0 else 1.0 - self.tokens / self.positions
 
 
-def _base_model(model):
-    # A PeftModel forwards its kwargs to the wrapped transformers model; inspect that one.
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def _layer_types(config) -> tuple[list[str], list[dict]] | None:
     try:
         from transformers.cache_utils import get_layer_types_and_kwargs
@@ -107,15 +101,14 @@ def unsupported_reason(model, backend: str) -> str | None:
         getattr(c, "is_prompt_learning", False) for c in peft_config.values()
     ):
         return "a prompt-learning PEFT adapter prepends virtual tokens that a shared cache cannot hold"
-    base = _base_model(model)
+    base = base_model(model)
     config = getattr(base, "config", None)
     if config is None:
         return "the model has no transformers config"
     if getattr(config, "is_encoder_decoder", False):
         return "encoder-decoder models have no causal key/value cache to share"
-    try:
-        params = inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
+    params = forward_params(base)
+    if params is None:
         return "the model's forward signature cannot be inspected"
     missing = [p for p in ("attention_mask", "position_ids") if p not in params]
     if getattr(config, "model_type", None) in _POSITIONS_FROM_MASK and "position_ids" in missing:
@@ -168,10 +161,10 @@ class SharedContextScorer:
         self.pad_token_id = int(pad_token_id)
         self.softmax_dtype = softmax_dtype
         self.autocast_dtype = autocast_dtype
-        base = _base_model(model)
+        self.base = base = base_model(model)
         self.config = base.config
-        params = inspect.signature(base.forward).parameters
-        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        params = forward_params(base)
+        self.cache_kw = cache_keyword(params)
         self.keeps_logits = "logits_to_keep" in params
         self.takes_positions = "position_ids" in params  # else positions follow the mask (see above)
         self.window = sliding_window_of(self.config)
@@ -285,7 +278,7 @@ class SharedContextScorer:
         n_ctx, width = ids.shape
         cache = header_copy(header_cache, n_ctx) if header_cache is not None else None
         chunk = resolve_chunk_tokens(self.chunk_tokens) if self.chunks_queries else 0
-        with query_chunks(_base_model(self.model), chunk):
+        with query_chunks(self.base, chunk):
             logits = self._forward(ids, self._as_attention_mask(mask), positions, cache, keep=keep)
         return logits[:, -keep:], logits.shape[0] * logits.shape[1]
 
@@ -295,7 +288,7 @@ class SharedContextScorer:
         # the query dtype is not known here, so the bool mask stays).
         if not self.eager_mask and self.autocast_dtype is not None:
             return visible
-        return additive_mask(visible, getattr(_base_model(self.model), "dtype", torch.float32))
+        return additive_mask(visible, getattr(self.base, "dtype", torch.float32))
 
     def _packed_inputs(self, contexts, requests, header_len):
         rests = [c.prefix[header_len:] for c in contexts]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from jinstruct.attention import additive_mask
+from jinstruct.model_forward import base_model, forward_params
 
 IGNORE_INDEX = -100
 
@@ -139,12 +140,8 @@ def packing_unsupported(model) -> str | None:
     position ids derives positions from a 2D padding mask (BLOOM's ALiBi) or carries a recurrent state
     along the row (Mamba); either would run one example into the next.
     """
-    import inspect
-
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    try:
-        params = inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
+    base, params = base_model(model), forward_params(model)
+    if params is None:
         return f"{type(base).__name__}.forward cannot be inspected"
     if "position_ids" not in params:
         return f"{type(base).__name__}.forward takes no position_ids"
