@@ -168,12 +168,12 @@ def batches(group: Group, contexts_per_batch: int) -> list[list[Context]]:
 def minimum_tokens(requests: Sequence[Request]) -> int:
     """The floor without header sharing: each distinct context once, then per context each distinct
     start of its continuations (choices that begin alike, such as a newline token and then the label
-    word, share those tokens; the last continuation token is never fed)."""
-    fed: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+    word, share those tokens; the last continuation token is never fed): what the packed rows' tail
+    trees feed."""
+    tails: dict[tuple[int, ...], list[list[int]]] = {}
     for req in requests:
-        starts = fed.setdefault(req.prefix, set())
-        starts.update(tuple(req.tail[:k]) for k in range(1, len(req.tail) + 1))
-    return sum(len(prefix) + len(starts) for prefix, starts in fed.items())
+        tails.setdefault(req.prefix, []).append(req.tail)
+    return sum(len(prefix) + len(tail_tree(group).tokens) for prefix, group in tails.items())
 
 
 @dataclass
