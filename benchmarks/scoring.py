@@ -245,14 +245,16 @@ class PositionCounter:
         self.handle.remove()
 
 
+def stock_rows(lm, instances) -> set[tuple[int, ...]]:
+    """The rows stock HFLM feeds: one per distinct context+continuation[:-1] (its one-token logits
+    cache), each row (context+continuation)[-(max_length+1):][:-1]."""
+    pairs = (lm._encode_pair(*inst.args) for inst in instances)
+    return {tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]) for ctx, cont in pairs}
+
+
 def stock_tokens(lm, instances) -> int:
-    """Real tokens stock HFLM feeds: one row per distinct context+continuation[:-1] (its one-token
-    logits cache), each row (context+continuation)[-(max_length+1):][:-1]."""
-    rows = set()
-    for inst in instances:
-        ctx, cont = lm._encode_pair(*inst.args)
-        rows.add(tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]))
-    return sum(len(r) for r in rows)
+    """Real tokens stock HFLM feeds."""
+    return sum(len(r) for r in stock_rows(lm, instances))
 
 
 def attention_pairs(lm, instances) -> dict[str, float]:
@@ -265,9 +267,7 @@ def attention_pairs(lm, instances) -> dict[str, float]:
     1 - a + a * R (a: stock's attention share of time, R: the ratio of pairs per token)."""
     from jinstruct.scoring.plan import plan_groups, split_request, tail_tree
 
-    rows = {
-        tuple((c + t)[-(lm.max_length + 1) :][:-1]) for c, t in (lm._encode_pair(*i.args) for i in instances)
-    }
+    rows = stock_rows(lm, instances)
     stock_tokens = sum(len(r) for r in rows)
     stock = sum(len(r) * (len(r) + 1) // 2 for r in rows)
     requests = [split_request(*lm._encode_pair(*i.args), lm.max_length) for i in instances]
