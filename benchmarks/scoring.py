@@ -287,17 +287,32 @@ def attention_pairs(lm, instances) -> dict[str, float]:
     }
 
 
-def attention_share(model, tok, instances, batch_size: int) -> float:
-    """Stock HFLM's share of time in the attention kernel (torch.profiler, one extra run)."""
-    from lm_eval.models.huggingface import HFLM
+def op_seconds(lm, instances) -> dict[str, float]:
+    """Self CPU seconds per operator in one profiled loglikelihood run (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         lm.loglikelihood(instances, disable_tqdm=True)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    return sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / total
+    return {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+
+
+def attention_share(ops: dict[str, float]) -> float:
+    """The attention kernel's share of a run's operator time."""
+    return sum(v for k, v in ops.items() if "scaled_dot_product" in k) / sum(ops.values())
+
+
+def print_ops_per_token(
+    stock_ops: dict, stock_tokens: int, fast_ops: dict, fast_tokens: int, top: int = 12
+) -> None:
+    """Each operator's self CPU time per fed token, stock beside hf-fast (hf-fast's own ranges left out)."""
+    per = {
+        k: (stock_ops.get(k, 0.0) / stock_tokens * 1e6, fast_ops.get(k, 0.0) / fast_tokens * 1e6)
+        for k in set(stock_ops) | set(fast_ops)
+        if not k.startswith("hf_fast.")
+    }
+    print(f"  {'operator (self CPU us per fed token)':<52}{'stock':>8}{'hf-fast':>9}")
+    for k, (a, b) in sorted(per.items(), key=lambda kv: -max(kv[1]))[:top]:
+        print(f"  {k[:52]:<52}{a:>8.2f}{b:>9.2f}")
 
 
 def timed_loglikelihood(lm, model, instances):
@@ -508,7 +523,18 @@ def main(argv: list[str] | None = None) -> int:
             for what, sec in spent.items():
                 print(f"  {what:<34}{sec:>8.2f} s {sec / spent['total (profiled)']:>6.1%}")
             summary["profile"] = spent
-            share = attention_share(model, tok, instances, summary["stock_batch"])
+            from lm_eval.models.huggingface import HFLM
+
+            from jinstruct.scoring import HFFastLM
+
+            stock_ops = op_seconds(
+                HFLM(pretrained=model, tokenizer=tok, batch_size=summary["stock_batch"]), instances
+            )
+            fast_ops = op_seconds(
+                HFFastLM(pretrained=model, tokenizer=tok, batch_size=summary["fast_batch"]), instances
+            )
+            print_ops_per_token(stock_ops, summary["stock_tokens"], fast_ops, summary["fast_tokens"])
+            share = attention_share(stock_ops)
             summary["stock_attention_share"] = share
             summary["ceiling"] = 1 / (1 - share + share * pairs["pair_ratio"])
             print(

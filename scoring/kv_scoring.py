@@ -138,8 +138,8 @@ def header_copy(header_cache, rows: int):
 
 
 def resolve_chunk_tokens(chunk_tokens: int | str) -> int:
-    """`auto`: queries in chunks of 128 (the fastest of 32-256 in a micro-benchmark of CPU SDPA at one
-    and two threads, README Performance)."""
+    """`auto`: queries in chunks of 128 (in a one-off timing of CPU SDPA on the 2-core development
+    machine, chunks of 128-256 ran fastest at one and two threads; smaller ones lose kernel efficiency)."""
     return 128 if chunk_tokens == "auto" else int(chunk_tokens)
 
 
