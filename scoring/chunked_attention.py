@@ -18,18 +18,28 @@ whose attention modules look their function up by name in transformers' attentio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 
 import torch
 
 NAME = "jinstruct_query_chunked_sdpa"
 _CHUNK: ContextVar[int] = ContextVar("hf_fast_query_chunk", default=0)
+_STOP_LAYER: ContextVar[int | None] = ContextVar("hf_fast_stop_layer", default=None)
 _registered = False
+
+
+class KeysWritten(Exception):
+    """Raised by the attention of the layer `query_chunks` was told to stop at: the layer has written
+    its keys and values to the cache, and nothing after them is wanted."""
 
 
 def _query_chunked_sdpa(module, query, key, value, attention_mask, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    stop = _STOP_LAYER.get()
+    if stop is not None and getattr(module, "layer_idx", None) == stop:
+        raise KeysWritten
 
     chunk, q_len = _CHUNK.get(), query.shape[2]
     if not chunk or q_len <= chunk or attention_mask is None or attention_mask.dim() != 4:
@@ -71,16 +81,19 @@ def _configs(model) -> list:
 
 
 @contextmanager
-def query_chunks(model, chunk: int) -> Iterator[None]:
+def query_chunks(model, chunk: int, stop_layer: int | None = None) -> Iterator[None]:
     """While active, `model`'s SDPA layers attend in query chunks of `chunk` (its config is switched to
-    the chunked implementation and back; the model must be using `sdpa`)."""
-    if chunk <= 0:
+    the chunked implementation and back; the model must be using `sdpa`). With `stop_layer`, the
+    attention of that layer raises `KeysWritten` instead of attending: its keys and values are cached,
+    and the rest of the pass is skipped."""
+    if chunk <= 0 and stop_layer is None:
         yield
         return
     _register()
     configs = _configs(model)
     saved = [c._attn_implementation_internal for c in configs]
-    token = _CHUNK.set(chunk)
+    token = _CHUNK.set(max(chunk, 0))
+    stop_token = _STOP_LAYER.set(stop_layer)
     try:
         for c in configs:  # the internal field: the public setter would rewrite every sub-config too
             c._attn_implementation_internal = NAME
@@ -89,3 +102,25 @@ def query_chunks(model, chunk: int) -> Iterator[None]:
         for c, value in zip(configs, saved):
             c._attn_implementation_internal = value
         _CHUNK.reset(token)
+        _STOP_LAYER.reset(stop_token)
+
+
+def last_layer(model) -> int | None:
+    """The index of `model`'s last layer where a pass can stop at that layer's keys and values (`keys_only`):
+    models that run SDPA through transformers' attention interface; None for the others."""
+    config = model.config
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        return None
+    if not getattr(model, "_supports_attention_backend", False):
+        return None
+    layers = getattr(_configs(model)[-1], "num_hidden_layers", None)
+    return layers - 1 if layers else None
+
+
+@contextmanager
+def keys_only(model, stop_layer: int, chunk: int = 0) -> Iterator[None]:
+    """A forward pass inside this block ends once layer `stop_layer` has cached its keys and values: for
+    tokens whose logits nobody reads, the rest of that layer (attention, output projection, MLP) and the
+    head are not needed. The pass returns nothing; its cache is what it is for."""
+    with query_chunks(model, chunk, stop_layer=stop_layer), suppress(KeysWritten):
+        yield

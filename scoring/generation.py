@@ -27,6 +27,7 @@ at all: each request runs the reference's own `generate` call.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ import torch
 
 from jinstruct.model_forward import base_model, cache_keyword, forward_params
 
+from .chunked_attention import keys_only, last_layer
 from .kv_scoring import header_copy, sliding_window_of
 from .plan import plan_generation
 
@@ -118,7 +120,8 @@ def run_header(model, header: Sequence[int], device, stats: GenerationStats) -> 
     cache = DynamicCache(config=base.config)
     ids = torch.tensor([list(header)], dtype=torch.long, device=device)
     positions = torch.arange(len(header), device=device).unsqueeze(0)
-    with torch.no_grad():
+    stop = last_layer(base)
+    with torch.no_grad(), keys_only(base, stop) if stop is not None else nullcontext():
         _forward(model, kwargs, ids, torch.ones_like(ids), positions, cache)
     stats.groups += 1
     stats.header_tokens += len(header)
@@ -144,6 +147,17 @@ def _prompt_inputs(rests: Sequence[Sequence[int]], header_len: int, pad_token_id
         mask[i, header_len + start :] = 1
         positions[i, start:] = torch.arange(header_len, header_len + len(rest))
     return ids.to(device), mask.to(device), positions.to(device)
+
+
+def _prefill(model, base, kwargs, ids, mask, positions, cache):
+    """The prompt's pass: logits at its last column. Where the model allows (`chunked_attention.last_layer`)
+    the columns before it stop at the last layer's keys and values, and the last column runs alone."""
+    stop = last_layer(base)
+    if stop is None or ids.shape[1] < 2:
+        return _forward(model, kwargs, ids, mask, positions, cache)
+    with keys_only(base, stop):
+        _forward(model, kwargs, ids[:, :-1], mask[:, :-1], positions[:, :-1], cache)
+    return _forward(model, kwargs, ids[:, -1:], mask, positions[:, -1:], cache)
 
 
 def greedy_batch(
@@ -174,7 +188,7 @@ def greedy_batch(
     stats.prompt_tokens += sum(len(rest) for rest in rests)
     stats.context_tokens += sum(len(r.context) for r in requests)
     with torch.no_grad():
-        logits = _forward(model, kwargs, ids, mask, positions, cache)
+        logits = _prefill(model, base, kwargs, ids, mask, positions, cache)
         while True:
             # HF's greedy search takes the argmax of float32 logits; so do we.
             tokens = logits.float().argmax(dim=-1)

@@ -9,7 +9,10 @@ where the tails of the context's requests are merged into a tree (choices that s
 tokens share them; each node follows its parent). A 4D mask keeps the prefix causal and lets each
 tail token see the prefix and its own ancestors only; each tail token gets the position it has in its
 own unpadded sequence. Nothing is copied per choice. Under SDPA the attention runs in query chunks
-(`chunked_attention`), which skips most of the mask's upper triangle.
+(`chunked_attention`), which skips most of the mask's upper triangle, and the batch runs as two passes
+over the same mask: the prefixes, aligned at their ends, stop once the last layer has cached their keys
+and values (no logit is read there, so the last layer's output projection, MLP and attention are
+needed at the tail positions alone), then the tails run through every layer on that cache.
 
 "cache" (any attention, and whenever a row would not fit a sliding window): the prefixes run first
 (B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per distinct
@@ -36,7 +39,7 @@ from torch.profiler import record_function
 from jinstruct.attention import additive_mask
 from jinstruct.model_forward import base_model, cache_keyword, forward_params
 
-from .chunked_attention import query_chunks
+from .chunked_attention import keys_only, last_layer, query_chunks
 from .plan import Context, Request, tail_tree
 
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -187,6 +190,10 @@ class SharedContextScorer:
         # would take their eager branch instead).
         self.chunks_queries = attention == "sdpa" and getattr(base, "_supports_attention_backend", False)
         self.chunk_tokens = chunk_tokens
+        # Where the attention function can be swapped, the header and the prefixes stop at the last
+        # layer's keys and values (`_split_forward`).
+        self.last_layer = last_layer(base) if self.chunks_queries else None
+        self.splits_prefix = self.last_layer is not None
         self.stats = PassStats()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -222,8 +229,13 @@ class SharedContextScorer:
         ids = torch.tensor([list(header)], dtype=torch.long, device=self.device)
         positions = torch.arange(len(header), device=self.device).unsqueeze(0)
         mask = torch.ones_like(ids)
-        self._forward(ids, mask, positions, cache, keep=1)
-        self.stats.add(len(header), len(header), 1 if self.keeps_logits else len(header))
+        if self.splits_prefix:  # no logit of the header is read: its keys and values are all it gives
+            with keys_only(self.base, self.last_layer, resolve_chunk_tokens(self.chunk_tokens)):
+                self._forward(ids, mask, positions, cache, keep=1)
+            self.stats.add(len(header), len(header), 0)
+        else:
+            self._forward(ids, mask, positions, cache, keep=1)
+            self.stats.add(len(header), len(header), 1 if self.keeps_logits else len(header))
         return cache
 
     def score_batch(
@@ -235,10 +247,12 @@ class SharedContextScorer:
     ) -> list[tuple[int, float, bool]]:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
         if self.packs:
-            width = max(
-                len(c.prefix) - header_len + len(tail_tree([requests[r].tail for r in c.rows]).tokens)
-                for c in contexts
-            )
+            rests = [len(c.prefix) - header_len for c in contexts]
+            tails = [len(tail_tree([requests[r].tail for r in c.rows]).tokens) for c in contexts]
+            if self.splits_prefix:  # the prefixes' ends aligned, then the tails
+                width = max(rests) + max(tails)
+            else:
+                width = max(r + t for r, t in zip(rests, tails))
             if self.window is None or header_len + width <= self.window:
                 return self._score_packed(contexts, requests, header_len, header_cache)
             if self.layout == "packed":
@@ -251,12 +265,17 @@ class SharedContextScorer:
     def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
             ids, mask, positions, scored, row_req, n_tokens, keep = self._packed_inputs(
-                contexts, requests, header_len
+                contexts, requests, header_len, split=self.splits_prefix
             )
         with record_function("hf_fast.forward"):
-            logits, head_positions = self._packed_forward(
-                ids, mask, positions, header_len, header_cache, keep
-            )
+            if self.splits_prefix:
+                logits, head_positions = self._split_forward(
+                    ids, mask, positions, header_len, header_cache, keep
+                )
+            else:
+                logits, head_positions = self._packed_forward(
+                    ids, mask, positions, header_len, header_cache, keep
+                )
         self.stats.add(n_tokens, ids.numel(), head_positions)
         return self._scores(logits, scored, row_req)
 
@@ -282,6 +301,24 @@ class SharedContextScorer:
             logits = self._forward(ids, self._as_attention_mask(mask), positions, cache, keep=keep)
         return logits[:, -keep:], logits.shape[0] * logits.shape[1]
 
+    def _split_forward(self, ids, mask, positions, header_len: int, header_cache, keep: int):
+        """The packed pass in two: the prefixes (every column but the last `keep`) run up to the last
+        layer's keys and values only, since no logit is read there; the tails then run through every
+        layer on that cache. The last layer's output projection, MLP and attention are computed for the
+        scored positions alone."""
+        n_ctx, width = ids.shape
+        split = width - keep
+        cache = header_copy(header_cache, n_ctx) if header_cache is not None else self._new_cache()
+        mask = self._as_attention_mask(mask)
+        chunk = resolve_chunk_tokens(self.chunk_tokens)
+        if split:
+            end = header_len + split
+            with keys_only(self.base, self.last_layer, chunk):
+                self._forward(ids[:, :split], mask[:, :, :split, :end], positions[:, :split], cache, keep=1)
+        with query_chunks(self.base, chunk):
+            logits = self._forward(ids[:, split:], mask[:, :, split:], positions[:, split:], cache, keep=keep)
+        return logits[:, -keep:], logits.shape[0] * logits.shape[1]
+
     def _as_attention_mask(self, visible: torch.Tensor) -> torch.Tensor:
         # Eager attention adds the mask. SDPA takes a bool mask too, but its CPU kernels turn it into an
         # additive one in every layer; one additive mask per pass does that work once (under autocast
@@ -290,13 +327,17 @@ class SharedContextScorer:
             return visible
         return additive_mask(visible, getattr(self.base, "dtype", torch.float32))
 
-    def _packed_inputs(self, contexts, requests, header_len):
+    def _packed_inputs(self, contexts, requests, header_len, split: bool = False):
         rests = [c.prefix[header_len:] for c in contexts]
         trees = [tail_tree([requests[r].tail for r in c.rows]) for c in contexts]
         totals = [len(rest) + len(tree.tokens) for rest, tree in zip(rests, trees)]
+        n_ctx, keep = len(contexts), max(len(tree.tokens) for tree in trees)
         # Rows are right-aligned (all padding on the left), so a row pads only to the longest row, and
-        # the last `keep` positions hold every row's tails.
-        n_ctx, width, keep = len(contexts), max(totals), max(len(tree.tokens) for tree in trees)
+        # the last `keep` positions hold every row's tails. Split rows align the prefixes' ends instead
+        # (the tails start at one column, padded on the right), so the prefixes can run as a pass of their
+        # own.
+        prefix_width = max(len(rest) for rest in rests)
+        width = prefix_width + keep if split else max(totals)
 
         ids = torch.full((n_ctx, width), self.pad_token_id, dtype=torch.long)
         positions = torch.zeros((n_ctx, width), dtype=torch.long)
@@ -308,25 +349,25 @@ class SharedContextScorer:
         scored: list[tuple[int, int, int, int]] = []  # (row, kept column, target, request slot)
         row_req: list[int] = []
         for i, (ctx, rest, tree) in enumerate(zip(contexts, rests, trees)):
-            start = width - totals[i]
-            offset = start + len(rest)  # the first tail node's column
-            pads = torch.arange(start)
+            offset = prefix_width if split else width - len(tree.tokens)  # the first tail node's column
+            start = offset - len(rest)
+            n = len(tree.tokens)
+            pads = torch.cat([torch.arange(start), torch.arange(offset + n, width)])
             visible[i, pads, header_len + pads] = True
             visible[i, start:, :header_len] = True
             visible[i, start:, header_len + start : header_len + offset] = triangle[
                 : width - start, : len(rest)
             ]
-            n = len(tree.tokens)
             lineage = torch.eye(n, dtype=torch.bool)  # node x sees node y: y is x or an ancestor of x
             for node, parent in enumerate(tree.parents):
                 if parent >= 0:
                     lineage[node] |= lineage[parent]
-            visible[i, offset:, header_len + offset :] = lineage
+            visible[i, offset : offset + n, header_len + offset : header_len + offset + n] = lineage
             if rest:
                 ids[i, start:offset] = torch.tensor(rest)
                 positions[i, start:offset] = torch.arange(header_len, header_len + len(rest))
-            ids[i, offset:] = torch.tensor(tree.tokens)
-            positions[i, offset:] = header_len + len(rest) + torch.tensor(tree.depths)
+            ids[i, offset : offset + n] = torch.tensor(tree.tokens)
+            positions[i, offset : offset + n] = header_len + len(rest) + torch.tensor(tree.depths)
             first = offset - (width - keep)
             for r, path in zip(ctx.rows, tree.paths):
                 scored += [(i, first + node, t, len(row_req)) for node, t in zip(path, requests[r].targets)]

@@ -102,11 +102,13 @@ def test_hf_fast_equals_hf_in_both_tokenizations(arch_model, monkeypatch):
 
     chunks: list[int] = []
     original = sdpa.sdpa_attention_forward
-    monkeypatch.setattr(
-        sdpa,
-        "sdpa_attention_forward",
-        lambda module, query, *a, **k: chunks.append(query.shape[2]) or original(module, query, *a, **k),
-    )
+
+    def spy(module, query, key, value, mask, *args, **kwargs):
+        if mask is not None:  # a causal pass without a mask (the shared header) is not chunked
+            chunks.append(query.shape[2])
+        return original(module, query, key, value, mask, *args, **kwargs)
+
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", spy)
     lm_ref = fast(path, batch_size=4, tokenization="reference", chunk_tokens=16)
     assert_same(reference._loglikelihood_tokens(token_requests), lm_ref.loglikelihood(requests), requests)
     if "packed" in EXPECTED[arch] and lm_ref._fast_path().chunks_queries:

@@ -204,10 +204,19 @@ def test_shared_header_equals_one_at_a_time(which, request):
     in_group = sum(r.args[0].startswith(HEADER) for r in reqs)
     header_len = shared_header_len(tok, reqs)
     assert header_len >= 40
+    # Prompt columns whose logits nobody reads stop at the last layer's keys and values: that layer
+    # only ever runs one column per row.
+    layers = model.base_model.layers
+    columns = {0: [], len(layers) - 1: []}
+    for i, seen in columns.items():
+        layers[i].mlp.register_forward_hook(lambda m, args, out, seen=seen: seen.append(args[0].shape[1]))
     expected = None
     for batch_size in (1, 4):
         lm = HFFastLM(pretrained=model, tokenizer=tok, batch_size=batch_size, tokenization="reference")
-        expected = expected or one_at_a_time(model, tok, reqs, lm.max_length)
+        if expected is None:
+            expected = one_at_a_time(model, tok, reqs, lm.max_length)
+            for seen in columns.values():  # generate()'s own passes
+                seen.clear()
         assert lm.generate_until(reqs, disable_tqdm=True) == expected
         st = lm.generation_stats
         # The header ran once, and every other row of its group was fed only its rest.
@@ -217,6 +226,7 @@ def test_shared_header_equals_one_at_a_time(which, request):
         # Rows stopped on their own stop tokens before their own limits.
         assert st.generated_tokens < sum(r.args[1]["max_gen_toks"] for r in reqs)
     assert any(expected)
+    assert max(columns[0]) >= header_len and set(columns[len(layers) - 1]) == {1}
 
     off = HFFastLM(
         pretrained=model, tokenizer=tok, batch_size=4, tokenization="reference", share_prefix=False

@@ -118,9 +118,10 @@ def test_packed_rows_attend_in_query_chunks(tiny_llama, attention, share_prefix,
     for chunk in (0, 7):
         queries = []
 
-        def spy(module, query, *args, queries=queries, **kwargs):
-            queries.append(query.shape[2])
-            return original(module, query, *args, **kwargs)
+        def spy(module, query, key, value, mask, *args, queries=queries, **kwargs):
+            if mask is not None:  # a causal run without a mask (the header) is not chunked
+                queries.append(query.shape[2])
+            return original(module, query, key, value, mask, *args, **kwargs)
 
         monkeypatch.setattr(sdpa, "sdpa_attention_forward", spy)
         lm = fast(
@@ -135,11 +136,37 @@ def test_packed_rows_attend_in_query_chunks(tiny_llama, attention, share_prefix,
         assert_same(expected, lm.loglikelihood(requests), requests)
         assert lm.model.config._attn_implementation == attention
         forward_passes[chunk] = len(passes)
-        if attention == "eager" or chunk == 0:
+        if attention == "eager":
             assert not queries  # the model's own attention function ran, not the chunked one
+        elif chunk == 0:
+            assert max(queries) > 7  # whole rows
         else:
-            assert max(queries) == 7 and len(queries) > 4 * len(passes) * lm.model.config.num_hidden_layers
+            assert max(queries) == 7 and len(queries) > 2 * len(passes) * lm.model.config.num_hidden_layers
     assert forward_passes[7] == forward_passes[0]  # the chunks are inside the attention, not extra passes
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_prefixes_stop_at_the_last_layers_keys_and_values(tiny_llama, share_prefix):
+    """Under SDPA the header and the prefixes run up to the last layer's keys and values only: the last
+    layer's MLP sees the tail positions alone (those the head reads), every other layer every position;
+    the scores are stock's, and the model answers a plain forward as before."""
+    requests = jnli_requests(shots=2) + marc_requests()
+    expected = stock(tiny_llama).loglikelihood(requests)
+    lm = fast(tiny_llama, batch_size=3, share_prefix=share_prefix)
+    layers = lm.model.model.layers
+    probe = torch.tensor([[5, 9, 13, 2, 7]])
+    with torch.no_grad():
+        before = lm.model(probe).logits
+    seen = {i: [] for i in range(len(layers))}
+    for i, layer in enumerate(layers):
+        layer.mlp.register_forward_hook(lambda m, args, out, i=i: seen[i].append(args[0].shape[:2].numel()))
+    assert_same(expected, lm.loglikelihood(requests), requests)
+    stats = lm.scoring_stats
+    assert sum(seen[len(layers) - 1]) == stats.head_positions
+    assert all(sum(seen[i]) == stats.forward_positions for i in range(len(layers) - 1))
+    assert stats.head_positions < stats.forward_positions / 4
+    with torch.no_grad():
+        assert torch.equal(lm.model(probe).logits, before)
 
 
 def test_peft_adapter(tiny_llama, tmp_path):
