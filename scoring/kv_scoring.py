@@ -192,8 +192,8 @@ class SharedContextScorer:
         self.chunk_tokens = chunk_tokens
         # Where the attention function can be swapped, the header and the prefixes stop at the last
         # layer's keys and values (`_split_forward`).
-        self.last_layer = last_layer(base) if self.chunks_queries else None
-        self.splits_prefix = self.last_layer is not None
+        self.last_layer = last_layer(base)
+        self.prefix_keys_only = self.last_layer is not None
         self.stats = PassStats()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -228,15 +228,23 @@ class SharedContextScorer:
         cache = self._new_cache()
         ids = torch.tensor([list(header)], dtype=torch.long, device=self.device)
         positions = torch.arange(len(header), device=self.device).unsqueeze(0)
-        mask = torch.ones_like(ids)
-        if self.splits_prefix:  # no logit of the header is read: its keys and values are all it gives
-            with keys_only(self.base, self.last_layer, resolve_chunk_tokens(self.chunk_tokens)):
+        self._prefix_forward(ids, torch.ones_like(ids), positions, cache)
+        self.stats.add(len(header), len(header), self._prefix_head_positions(ids))
+        return cache
+
+    def _prefix_forward(self, ids, mask, positions, cache, chunk: int = 0) -> None:
+        """A pass whose logits nobody reads (a header, prefixes): only its keys and values are kept, so
+        where the model allows it stops once the last layer has cached them."""
+        if self.prefix_keys_only:
+            with keys_only(self.base, self.last_layer, chunk):
                 self._forward(ids, mask, positions, cache, keep=1)
-            self.stats.add(len(header), len(header), 0)
         else:
             self._forward(ids, mask, positions, cache, keep=1)
-            self.stats.add(len(header), len(header), 1 if self.keeps_logits else len(header))
-        return cache
+
+    def _prefix_head_positions(self, ids) -> int:
+        if self.prefix_keys_only:
+            return 0
+        return ids.shape[0] if self.keeps_logits else ids.numel()
 
     def score_batch(
         self,
@@ -249,7 +257,7 @@ class SharedContextScorer:
         if self.packs:
             rests = [len(c.prefix) - header_len for c in contexts]
             tails = [len(tail_tree([requests[r].tail for r in c.rows]).tokens) for c in contexts]
-            if self.splits_prefix:  # the prefixes' ends aligned, then the tails
+            if self.prefix_keys_only:  # the prefixes' ends aligned, then the tails
                 width = max(rests) + max(tails)
             else:
                 width = max(r + t for r, t in zip(rests, tails))
@@ -265,10 +273,10 @@ class SharedContextScorer:
     def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
             ids, mask, positions, scored, row_req, n_tokens, keep = self._packed_inputs(
-                contexts, requests, header_len, split=self.splits_prefix
+                contexts, requests, header_len, split=self.prefix_keys_only
             )
         with record_function("hf_fast.forward"):
-            if self.splits_prefix:
+            if self.prefix_keys_only:
                 logits, head_positions = self._split_forward(
                     ids, mask, positions, header_len, header_cache, keep
                 )
@@ -313,8 +321,7 @@ class SharedContextScorer:
         chunk = resolve_chunk_tokens(self.chunk_tokens)
         if split:
             end = header_len + split
-            with keys_only(self.base, self.last_layer, chunk):
-                self._forward(ids[:, :split], mask[:, :, :split, :end], positions[:, :split], cache, keep=1)
+            self._prefix_forward(ids[:, :split], mask[:, :, :split, :end], positions[:, :split], cache, chunk)
         with query_chunks(self.base, chunk):
             logits = self._forward(ids[:, split:], mask[:, :, split:], positions[:, split:], cache, keep=keep)
         return logits[:, -keep:], logits.shape[0] * logits.shape[1]
@@ -403,10 +410,8 @@ class SharedContextScorer:
                         header_len, header_len + len(rest), device=dev
                     )
                     prefix_mask[i, header_len + rest_len - len(rest) :] = 1
-            self._forward(ids, prefix_mask, positions, cache, keep=1)
-            self.stats.add(
-                sum(len(r) for r in rests), ids.numel(), n_ctx if self.keeps_logits else ids.numel()
-            )
+            self._prefix_forward(ids, prefix_mask, positions, cache)
+            self.stats.add(sum(len(r) for r in rests), ids.numel(), self._prefix_head_positions(ids))
         ctx_lengths = [header_len + len(r) for r in rests]
         prefix_range.__exit__(None, None, None)
         inputs_range = record_function("hf_fast.inputs")

@@ -145,14 +145,15 @@ def test_packed_rows_attend_in_query_chunks(tiny_llama, attention, share_prefix,
     assert forward_passes[7] == forward_passes[0]  # the chunks are inside the attention, not extra passes
 
 
+@pytest.mark.parametrize("layout", ["packed", "cache"])
 @pytest.mark.parametrize("share_prefix", [True, False])
-def test_prefixes_stop_at_the_last_layers_keys_and_values(tiny_llama, share_prefix):
+def test_prefixes_stop_at_the_last_layers_keys_and_values(tiny_llama, share_prefix, layout):
     """Under SDPA the header and the prefixes run up to the last layer's keys and values only: the last
     layer's MLP sees the tail positions alone (those the head reads), every other layer every position;
     the scores are stock's, and the model answers a plain forward as before."""
     requests = jnli_requests(shots=2) + marc_requests()
     expected = stock(tiny_llama).loglikelihood(requests)
-    lm = fast(tiny_llama, batch_size=3, share_prefix=share_prefix)
+    lm = fast(tiny_llama, batch_size=3, share_prefix=share_prefix, layout=layout)
     layers = lm.model.model.layers
     probe = torch.tensor([[5, 9, 13, 2, 7]])
     with torch.no_grad():
