@@ -232,11 +232,12 @@ class SharedContextScorer:
         self.stats.add(len(header), len(header), self._prefix_head_positions(ids))
         return cache
 
-    def _prefix_forward(self, ids, mask, positions, cache, chunk: int = 0) -> None:
+    def _prefix_forward(self, ids, mask, positions, cache) -> None:
         """A pass whose logits nobody reads (a header, prefixes): only its keys and values are kept, so
-        where the model allows it stops once the last layer has cached them."""
+        where the model allows it stops once the last layer has cached them (attending in query chunks
+        under a mask, as the packed rows do)."""
         if self.prefix_keys_only:
-            with keys_only(self.base, self.last_layer, chunk):
+            with keys_only(self.base, self.last_layer, resolve_chunk_tokens(self.chunk_tokens)):
                 self._forward(ids, mask, positions, cache, keep=1)
         else:
             self._forward(ids, mask, positions, cache, keep=1)
@@ -318,11 +319,10 @@ class SharedContextScorer:
         split = width - keep
         cache = header_copy(header_cache, n_ctx) if header_cache is not None else self._new_cache()
         mask = self._as_attention_mask(mask)
-        chunk = resolve_chunk_tokens(self.chunk_tokens)
         if split:
             end = header_len + split
-            self._prefix_forward(ids[:, :split], mask[:, :, :split, :end], positions[:, :split], cache, chunk)
-        with query_chunks(self.base, chunk):
+            self._prefix_forward(ids[:, :split], mask[:, :, :split, :end], positions[:, :split], cache)
+        with query_chunks(self.base, resolve_chunk_tokens(self.chunk_tokens)):
             logits = self._forward(ids[:, split:], mask[:, :, split:], positions[:, split:], cache, keep=keep)
         return logits[:, -keep:], logits.shape[0] * logits.shape[1]
 
