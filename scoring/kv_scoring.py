@@ -15,8 +15,9 @@ and values (no logit is read there, so the last layer's output projection, MLP a
 needed at the tail positions alone), then the tails run through every layer on that cache.
 
 "cache" (any attention, and whenever a row would not fit a sliding window): the prefixes run first
-(B rows, left-padded, 2D padding mask); their key/value cache is then indexed to one row per distinct
-tail (choices that differ in their last token only share a row) and the tails run on it, right-padded.
+(B rows, left-padded, 2D padding mask; under SDPA up to the last layer's keys and values, as above);
+their key/value cache is then indexed to one row per distinct tail (choices that differ in their last
+token only share a row) and the tails run on it, right-padded.
 
 Left padding keeps every real token of a row at one constant index offset, so causal, padding and
 sliding-window masks see the same token distances as an unpadded run; explicit position ids give each
