@@ -118,9 +118,13 @@ def last_layer(model) -> int | None:
 
 
 @contextmanager
-def keys_only(model, stop_layer: int, chunk: int = 0) -> Iterator[None]:
+def keys_only(model, stop_layer: int | None, chunk: int = 0) -> Iterator[None]:
     """A forward pass inside this block ends once layer `stop_layer` has cached its keys and values: for
     tokens whose logits nobody reads, the rest of that layer (attention, output projection, MLP) and the
-    head are not needed. The pass returns nothing; its cache is what it is for."""
+    head are not needed. The pass then returns nothing; its cache is what it is for. With `stop_layer`
+    None (`last_layer` found no way to stop) the pass runs whole, as it would outside the block."""
+    if stop_layer is None:
+        yield
+        return
     with query_chunks(model, chunk, stop_layer=stop_layer), suppress(KeysWritten):
         yield

@@ -27,7 +27,6 @@ at all: each request runs the reference's own `generate` call.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,8 +119,7 @@ def run_header(model, header: Sequence[int], device, stats: GenerationStats) -> 
     cache = DynamicCache(config=base.config)
     ids = torch.tensor([list(header)], dtype=torch.long, device=device)
     positions = torch.arange(len(header), device=device).unsqueeze(0)
-    stop = last_layer(base)
-    with torch.no_grad(), keys_only(base, stop) if stop is not None else nullcontext():
+    with torch.no_grad(), keys_only(base, last_layer(base)):
         _forward(model, kwargs, ids, torch.ones_like(ids), positions, cache)
     stats.groups += 1
     stats.header_tokens += len(header)

@@ -237,10 +237,7 @@ class SharedContextScorer:
         """A pass whose logits nobody reads (a header, prefixes): only its keys and values are kept, so
         where the model allows it stops once the last layer has cached them (attending in query chunks
         under a mask, as the packed rows do)."""
-        if self.prefix_keys_only:
-            with keys_only(self.base, self.last_layer, resolve_chunk_tokens(self.chunk_tokens)):
-                self._forward(ids, mask, positions, cache, keep=1)
-        else:
+        with keys_only(self.base, self.last_layer, resolve_chunk_tokens(self.chunk_tokens)):
             self._forward(ids, mask, positions, cache, keep=1)
 
     def _prefix_head_positions(self, ids) -> int:
