@@ -105,13 +105,18 @@ def query_chunks(model, chunk: int, stop_layer: int | None = None) -> Iterator[N
         _STOP_LAYER.reset(stop_token)
 
 
+def swaps_attention(model) -> bool:
+    """Whether `query_chunks` reaches `model`'s attention: SDPA models whose attention modules look their
+    function up in transformers' attention interface (some, such as Falcon, test for "sdpa" by name
+    and would take their eager branch instead)."""
+    sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
+    return sdpa and bool(getattr(model, "_supports_attention_backend", False))
+
+
 def last_layer(model) -> int | None:
     """The index of `model`'s last layer where a pass can stop at that layer's keys and values (`keys_only`):
-    models that run SDPA through transformers' attention interface; None for the others."""
-    config = model.config
-    if getattr(config, "_attn_implementation", None) != "sdpa":
-        return None
-    if not getattr(model, "_supports_attention_backend", False):
+    models whose attention `query_chunks` reaches; None for the others."""
+    if not swaps_attention(model):
         return None
     layers = getattr(_configs(model)[-1], "num_hidden_layers", None)
     return layers - 1 if layers else None

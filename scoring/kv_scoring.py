@@ -40,7 +40,7 @@ from torch.profiler import record_function
 from jinstruct.attention import additive_mask
 from jinstruct.model_forward import base_model, cache_keyword, forward_params
 
-from .chunked_attention import keys_only, last_layer, query_chunks
+from .chunked_attention import keys_only, last_layer, query_chunks, swaps_attention
 from .plan import Context, Request, tail_tree
 
 _SUPPORTED_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -186,10 +186,8 @@ class SharedContextScorer:
         self.layout = layout
         self.packs = layout != "cache" and attention in _CUSTOM_MASK_ATTENTION and self.takes_positions
         self.eager_mask = attention == "eager"
-        # Query chunks swap in a registered attention function; only models that dispatch through
-        # transformers' attention interface call it (some, such as Falcon, test for "sdpa" by name and
-        # would take their eager branch instead).
-        self.chunks_queries = attention == "sdpa" and getattr(base, "_supports_attention_backend", False)
+        # Query chunks swap in a registered attention function, which not every SDPA model calls.
+        self.chunks_queries = swaps_attention(base)
         self.chunk_tokens = chunk_tokens
         # Where the attention function can be swapped, the header and the prefixes stop at the last
         # layer's keys and values (`_split_forward`).
@@ -254,14 +252,15 @@ class SharedContextScorer:
     ) -> list[tuple[int, float, bool]]:
         """Yield (request index, log-likelihood, is_greedy) for every request of these contexts."""
         if self.packs:
+            trees = [tail_tree([requests[r].tail for r in c.rows]) for c in contexts]
             rests = [len(c.prefix) - header_len for c in contexts]
-            tails = [len(tail_tree([requests[r].tail for r in c.rows]).tokens) for c in contexts]
+            tails = [len(tree.tokens) for tree in trees]
             if self.prefix_keys_only:  # the prefixes' ends aligned, then the tails
                 width = max(rests) + max(tails)
             else:
                 width = max(r + t for r, t in zip(rests, tails))
             if self.window is None or header_len + width <= self.window:
-                return self._score_packed(contexts, requests, header_len, header_cache)
+                return self._score_packed(contexts, requests, trees, header_len, header_cache)
             if self.layout == "packed":
                 raise ValueError(
                     f"hf-fast: a packed row of {header_len + width} tokens exceeds the sliding window "
@@ -269,10 +268,12 @@ class SharedContextScorer:
                 )
         return self._score_cached(contexts, requests, header_len, header_cache)
 
-    def _score_packed(self, contexts, requests, header_len, header_cache) -> list[tuple[int, float, bool]]:
+    def _score_packed(
+        self, contexts, requests, trees, header_len, header_cache
+    ) -> list[tuple[int, float, bool]]:
         with record_function("hf_fast.inputs"):
             ids, mask, positions, scored, row_req, n_tokens, keep = self._packed_inputs(
-                contexts, requests, header_len, split=self.prefix_keys_only
+                contexts, requests, trees, header_len, split=self.prefix_keys_only
             )
         with record_function("hf_fast.forward"):
             if self.prefix_keys_only:
@@ -332,9 +333,9 @@ class SharedContextScorer:
             return visible
         return additive_mask(visible, getattr(self.base, "dtype", torch.float32))
 
-    def _packed_inputs(self, contexts, requests, header_len, split: bool = False):
+    def _packed_inputs(self, contexts, requests, trees, header_len, split: bool = False):
+        """The packed batch's ids, mask, positions and scored columns; `trees`: each context's tail tree."""
         rests = [c.prefix[header_len:] for c in contexts]
-        trees = [tail_tree([requests[r].tail for r in c.rows]) for c in contexts]
         totals = [len(rest) + len(tree.tokens) for rest, tree in zip(rests, trees)]
         n_ctx, keep = len(contexts), max(len(tree.tokens) for tree in trees)
         # Rows are right-aligned (all padding on the left), so a row pads only to the longest row, and
